@@ -1,0 +1,432 @@
+//go:build linux
+
+package shmring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a ring when it is created. The zero value means defaults.
+type Options struct {
+	// Size of the data area in bytes: a power of two between MinSize and
+	// MaxSize. Zero means DefaultSize when creating, and "whatever the file
+	// has" when opening an existing ring. A non-zero Size that differs from
+	// an existing file's is an error (ErrGeometry): a ring is never resized
+	// or re-initialised implicitly.
+	Size uint64
+	// Records is the number of descriptors, the most records the ring can
+	// hold at once, rounded up to a power of two. Zero means
+	// Size/DefaultBytesPerRecord. Ignored when opening an existing ring.
+	Records uint64
+	// Mode is the permission of a newly created file. Zero means 0640.
+	Mode os.FileMode
+}
+
+// Writer appends records to a ring. It holds the ring's exclusive flock for
+// its whole life, so there is one writer per ring across all processes.
+//
+// A Writer is not safe for concurrent use: one goroutine appends.
+type Writer struct {
+	mapping
+	f *os.File
+
+	// Writer-private copies of the live state; the shared ones are stores of these.
+	head, headPos uint64
+	tail, tailPos uint64
+	published     uint64 // head as last published
+
+	recovered RecoveryStats
+	closed    bool
+}
+
+// RecoveryStats describes what OpenWriter found in an existing ring.
+type RecoveryStats struct {
+	Created     bool   // the file did not exist and was created
+	Records     uint64 // live records verified
+	Damaged     uint64 // live records whose checksum failed (readers skip them)
+	Unpublished uint64 // committed records past the published head, adopted
+	Rebuilt     bool   // the live counters were inconsistent and were rebuilt from the descriptors
+}
+
+// OpenWriter opens the ring at path for writing, creating it with opts if it
+// does not exist, and recovers its state: records committed before a crash
+// stay readable, nothing half-written becomes visible, and sequence numbers
+// continue. An existing ring is never erased.
+func OpenWriter(path string, opts Options) (*Writer, error) {
+	f, created, err := openOrCreate(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWriter(f, opts)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open ring %s: %w", path, err)
+	}
+	w.recovered.Created = created
+	return w, nil
+}
+
+func newWriter(f *os.File, opts Options) (*Writer, error) {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w%s", ErrLocked, lockHolder(f))
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	g, err := readGeometry(f)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Size != 0 && opts.Size != g.dataSize {
+		return nil, fmt.Errorf("%w: the file holds a %s ring, %s was asked for; remove the file to start a new ring (its records are lost) or use its size",
+			ErrGeometry, formatSize(g.dataSize), formatSize(opts.Size))
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(g.fileSize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap: %w", err)
+	}
+	w := &Writer{mapping: newMapping(mem, g), f: f}
+	w.recover()
+	binary.LittleEndian.PutUint32(w.mem[offWriter:], uint32(os.Getpid()))
+	return w, nil
+}
+
+// lockHolder names the pid recorded by the current writer, if any.
+func lockHolder(f *os.File) string {
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], offWriter); err != nil {
+		return ""
+	}
+	if pid := binary.LittleEndian.Uint32(b[:]); pid != 0 {
+		return " (pid " + strconv.Itoa(int(pid)) + ")"
+	}
+	return ""
+}
+
+func readGeometry(f *os.File) (geometry, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return geometry{}, err
+	}
+	hdr := make([]byte, headerSize)
+	if st.Size() >= headerSize {
+		if _, err := f.ReadAt(hdr, 0); err != nil {
+			return geometry{}, fmt.Errorf("read header: %w", err)
+		}
+	}
+	return decodeGeometry(hdr, st.Size())
+}
+
+// openOrCreate opens path read-write, or creates a fully initialised ring
+// there. Creation builds the file under a temporary name and links it into
+// place, so no reader ever sees a half-initialised ring, and an existing
+// file is never replaced.
+func openOrCreate(path string, opts Options) (*os.File, bool, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err == nil {
+			return f, false, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, false, fmt.Errorf("open ring %s: %w", path, err)
+		}
+		if err := create(path, opts); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue // someone else created it meanwhile: open theirs
+			}
+			return nil, false, fmt.Errorf("create ring %s: %w", path, err)
+		}
+		f, err = os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, false, fmt.Errorf("open ring %s: %w", path, err)
+		}
+		return f, true, nil
+	}
+}
+
+func create(path string, opts Options) error {
+	size := opts.Size
+	if size == 0 {
+		size = DefaultSize
+	}
+	g, err := newGeometry(size, opts.Records, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	mode := opts.Mode
+	if mode == 0 {
+		mode = 0o640
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	// Reserve the space now, so a full tmpfs fails here and not as SIGBUS later.
+	if err := unix.Fallocate(int(tmp.Fd()), 0, 0, g.fileSize()); err != nil {
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("reserve %d bytes: %w", g.fileSize(), err)
+		}
+		if err := tmp.Truncate(g.fileSize()); err != nil {
+			return err
+		}
+	}
+	hdr := make([]byte, headerSize)
+	g.encode(hdr)
+	le := binary.LittleEndian
+	le.PutUint64(hdr[offHeadSeq:], FirstSeq)
+	le.PutUint64(hdr[offTailSeq:], FirstSeq)
+	if _, err := tmp.WriteAt(hdr, 0); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	// link(2) fails with EEXIST rather than replacing a ring created meanwhile.
+	return os.Link(tmp.Name(), path)
+}
+
+// recover establishes the live state from the mapped file.
+func (w *Writer) recover() {
+	w.head = w.load(offHeadSeq)
+	w.headPos = w.load(offHeadPos)
+	w.tail = w.load(offTailSeq)
+	w.tailPos = w.load(offTailPos)
+	if !w.consistent() {
+		w.rebuild()
+	}
+	// Adopt records committed (descriptor stored) after the last publish.
+	for {
+		pos, size, ok := w.validAt(w.head)
+		if !ok || !w.follows(pos) || pos+size-w.tailPos > w.dataSize || w.head-w.tail >= w.descCount {
+			break
+		}
+		w.head++
+		w.headPos = pos + size
+		w.recovered.Unpublished++
+	}
+	for s := w.tail; s < w.head; s++ {
+		if _, _, ok := w.validAt(s); ok {
+			w.recovered.Records++
+		} else {
+			w.recovered.Damaged++
+		}
+	}
+	w.storeTail()
+	w.published = 0
+	w.Publish()
+}
+
+// consistent reports whether the live counters satisfy the ring invariants.
+func (w *Writer) consistent() bool {
+	return w.head >= FirstSeq && w.tail >= FirstSeq && w.tail <= w.head &&
+		w.head-w.tail <= w.descCount && w.tailPos <= w.headPos &&
+		w.headPos-w.tailPos <= w.dataSize && w.headPos&(recAlign-1) == 0 &&
+		w.head < 1<<62 && w.headPos < 1<<62
+}
+
+// follows reports whether a record at pos may directly follow headPos:
+// either right there, or at the start of the next lap after padding.
+func (w *Writer) follows(pos uint64) bool {
+	if pos == w.headPos {
+		return true
+	}
+	off := w.headPos & w.dataMask
+	return off != 0 && pos == w.headPos+(w.dataSize-off)
+}
+
+// validAt checks the descriptor and record of seq, returning its position
+// and size when both are intact.
+func (w *Writer) validAt(seq uint64) (pos, size uint64, ok bool) {
+	if *w.descSeq(seq) != seq {
+		return 0, 0, false
+	}
+	pos = *w.descPos(seq)
+	off := pos & w.dataMask
+	if off&(recAlign-1) != 0 || off+recHeaderSize > w.dataSize {
+		return 0, 0, false
+	}
+	n, ok := checkRecord(w.data[off:], seq)
+	if !ok {
+		return 0, 0, false
+	}
+	size = recordSize(n)
+	if off+size > w.dataSize {
+		return 0, 0, false
+	}
+	return pos, size, true
+}
+
+// rebuild reconstructs the live counters from the descriptors when the
+// header's are damaged: the newest intact record becomes the head, and the
+// live range extends back over intact, consistently placed records. Records
+// older than the first damaged one are dropped.
+func (w *Writer) rebuild() {
+	w.recovered.Rebuilt = true
+	var newest uint64
+	for i := uint64(0); i < w.descCount; i++ {
+		s := *w.word64(w.descOffset + i*descSize)
+		if s > newest && s < 1<<62 && s&w.descMask == i {
+			if _, _, ok := w.validAt(s); ok {
+				newest = s
+			}
+		}
+	}
+	if newest == 0 {
+		next := max(w.head, FirstSeq)
+		if next >= 1<<62 {
+			next = FirstSeq
+		}
+		w.head, w.tail, w.headPos, w.tailPos = next, next, 0, 0
+		return
+	}
+	pos, size, _ := w.validAt(newest)
+	w.head, w.headPos = newest+1, pos+size
+	w.tail, w.tailPos = newest, pos
+	for s := newest - 1; s >= FirstSeq && w.head-s <= w.descCount; s-- {
+		p, sz, ok := w.validAt(s)
+		if !ok || p+sz > w.tailPos || w.headPos-p > w.dataSize {
+			break
+		}
+		w.tail, w.tailPos = s, p
+	}
+}
+
+// MaxPayload returns the largest payload Add accepts.
+func (w *Writer) MaxPayload() int { return w.maxPayload() }
+
+// Add appends one record without publishing it: readers see it after the
+// next Publish. The payload is copied; Add keeps no reference to it.
+// It returns the record's sequence number. Add never blocks on readers: the
+// oldest records are overwritten to make room.
+func (w *Writer) Add(ts int64, payload []byte) (uint64, error) {
+	if w.closed {
+		return 0, ErrClosed
+	}
+	if len(payload) > w.maxPayload() {
+		return 0, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(payload), w.maxPayload())
+	}
+	size := recordSize(len(payload))
+	seq := w.head
+	pos := w.headPos
+	off := pos & w.dataMask
+	padded := false
+	if off+size > w.dataSize {
+		pos += w.dataSize - off // never split a record across the wrap
+		padded = true
+	}
+	// Make room: the descriptor slot, then the bytes. The new tail is
+	// published before anything is overwritten (tail intent).
+	moved := false
+	if seq-w.tail >= w.descCount {
+		w.evict(pos)
+		moved = true
+	}
+	for pos+size-w.tailPos > w.dataSize {
+		w.evict(pos)
+		moved = true
+	}
+	if moved {
+		w.storeTail()
+	}
+	le := binary.LittleEndian
+	if padded {
+		le.PutUint32(w.data[off+4:], padMarker)
+		off = 0
+	}
+	rec := w.data[off : off+size]
+	le.PutUint32(rec[4:], uint32(len(payload)))
+	le.PutUint64(rec[8:], seq)
+	le.PutUint64(rec[16:], uint64(ts))
+	copy(rec[recHeaderSize:], payload)
+	le.PutUint32(rec[0:], recordCRC(rec[:recHeaderSize+len(payload)]))
+	// Commit: descriptor position, then its seq.
+	atomic.StoreUint64(w.descPos(seq), pos)
+	atomic.StoreUint64(w.descSeq(seq), seq)
+	w.head = seq + 1
+	w.headPos = pos + size
+	return seq, nil
+}
+
+// evict drops the oldest live record; next is where the record being added
+// starts, which becomes the tail once every older record is gone.
+func (w *Writer) evict(next uint64) {
+	w.tail++
+	if w.tail == w.head {
+		w.tailPos = next
+		return
+	}
+	w.tailPos = *w.descPos(w.tail)
+}
+
+func (w *Writer) storeTail() {
+	atomic.StoreUint64(w.word64(offTailPos), w.tailPos)
+	atomic.StoreUint64(w.word64(offTailSeq), w.tail)
+}
+
+// Publish makes every record added so far visible to readers and wakes
+// waiting readers in all processes, with one futex wake however many records
+// it publishes. It does nothing when nothing was added.
+func (w *Writer) Publish() {
+	if w.closed || w.head == w.published {
+		return
+	}
+	atomic.StoreUint64(w.word64(offHeadPos), w.headPos)
+	atomic.StoreUint64(w.word64(offHeadSeq), w.head)
+	w.published = w.head
+	atomic.AddUint32(w.futex(), 1)
+	futexWakeAll(w.futex())
+}
+
+// Append adds one record and publishes it.
+func (w *Writer) Append(ts int64, payload []byte) (uint64, error) {
+	seq, err := w.Add(ts, payload)
+	if err == nil {
+		w.Publish()
+	}
+	return seq, err
+}
+
+// Recovered reports what opening the ring found.
+func (w *Writer) Recovered() RecoveryStats { return w.recovered }
+
+// Stats reports the writer's view of the ring, including unpublished records.
+func (w *Writer) Stats() Stats {
+	return Stats{
+		Size:      w.dataSize,
+		Records:   w.descCount,
+		Head:      w.head,
+		Oldest:    w.tail,
+		BytesUsed: w.headPos - w.tailPos,
+		Created:   time.Unix(0, w.created),
+	}
+}
+
+// Close publishes what was added, releases the writer lock and unmaps the
+// ring. The file stays, with every record in it.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.Publish()
+	w.closed = true
+	binary.LittleEndian.PutUint32(w.mem[offWriter:], 0)
+	err := unix.Munmap(w.mem)
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
