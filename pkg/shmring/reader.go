@@ -186,6 +186,11 @@ func (r *Reader) Cursor(seq uint64) *Cursor {
 // exactly where a previous cursor stopped.
 func (c *Cursor) Pos() uint64 { return c.next }
 
+// Seek moves the cursor to seq: the next record it returns is seq, or the
+// oldest live record after it. Seeking backwards one record at a time is how
+// callers scan from the newest record towards the oldest.
+func (c *Cursor) Seek(seq uint64) { c.next = max(seq, FirstSeq) }
+
 // Damaged returns how many records the cursor skipped because their bytes
 // failed validation (they are included in the lost counts too).
 func (c *Cursor) Damaged() uint64 { return c.damaged }
