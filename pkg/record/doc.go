@@ -1,0 +1,62 @@
+// Package record defines a collectord log entry and its binary encoding as
+// the payload of a ring record.
+//
+// # Entry
+//
+// An Entry is what package ingest parses out of one datagram, plus the
+// sender credentials the daemon adds. Its byte slices are not copies: they
+// alias the buffer the entry was parsed or decoded from, so whoever owns
+// that buffer owns the entry, and the buffer must not change while the entry
+// is in use. Entry has no internal synchronisation; share one only
+// read-only.
+//
+// # Encoding, version 1
+//
+// AppendEncode writes, and Decode reads, this layout. Multi-byte integers
+// are little-endian; "uvarint" is encoding/binary's unsigned varint (7 bits
+// per byte, low group first) and must be minimal (no redundant trailing
+// 0x80 groups), so every entry has exactly one encoding.
+//
+//	offset  size  field
+//	0       1     version, always 1 (Version)
+//	1       1     Format
+//	2       2     Flags (u16)
+//	4       1     Priority (facility<<3 | severity)
+//	5       4     PID (u32, trusted, from SCM_CREDENTIALS)
+//	9       4     UID (u32)
+//	13      4     GID (u32)
+//	17      4     ClaimedPID (u32, from the message text)
+//	21      8     SourceTime (i64, Unix nanoseconds; 0 = none)
+//	29      var   Hostname: uvarint length, then the bytes
+//	        var   Tag:      uvarint length, then the bytes
+//	        var   MsgID:    uvarint length, then the bytes
+//	        var   Message:  uvarint length, then the bytes
+//	        var   field count: uvarint
+//	        var   per field: uvarint key length, key bytes,
+//	                         uvarint value length, value bytes
+//
+// The encoding ends exactly after the last field: Decode needs the exact
+// payload length (the ring stores it) and rejects trailing bytes. An empty
+// entry takes 34 bytes; each byte slice costs its length plus 1 byte up to
+// 127 bytes, 2 bytes up to 16383, 3 up to 2 MiB.
+//
+// Format values and Flags bits this version does not know are carried
+// through unchanged; readers should show an unknown Format like FormatRaw.
+// A future layout change gets a new version byte, which older readers
+// reject.
+//
+// # Limits and guarantees
+//
+// Lengths and the field count are bounded only by the input: a length may
+// not exceed the bytes that remain, and the field count may not exceed half
+// of them (a field takes at least two bytes), so Decode's allocations are
+// bounded by len(input). Decode never panics on arbitrary input; any
+// truncation, lying length, non-minimal varint, trailing byte or unknown
+// version is reported as an error wrapping ErrCorrupt. Decode does not
+// validate contents (UTF-8, priority range, field names): it returns what
+// was stored.
+//
+// Neither function allocates in the steady state: AppendEncode when dst has
+// EncodedLen(e) bytes of spare capacity, Decode when e.Fields has capacity
+// for the stored fields.
+package record
