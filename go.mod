@@ -3,3 +3,5 @@ module github.com/collectord/collectord
 go 1.26.0
 
 require golang.org/x/sys v0.50.0
+
+require github.com/BurntSushi/toml v1.6.0 // indirect

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/collectord/collectord/internal/rundir"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// Config is collectord's configuration: defaults, then the file named by
+// --config, then flags. configs/collectord.toml documents every key.
+type Config struct {
+	Socket      string   `toml:"socket"`
+	SocketMode  FileMode `toml:"socket_mode"`
+	RecvBuffer  Size     `toml:"recv_buffer"`
+	MaxMessage  Size     `toml:"max_message"`
+	Batch       int      `toml:"batch"`
+	Ring        string   `toml:"ring"`
+	RingSize    Size     `toml:"ring_size"`
+	RingMode    FileMode `toml:"ring_mode"`
+	QueryAddr   string   `toml:"query_addr"`
+	MetricsAddr string   `toml:"metrics_addr"`
+	LogLevel    string   `toml:"log_level"`
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Socket:      rundir.Socket(),
+		SocketMode:  0o666,
+		RecvBuffer:  8 << 20,
+		Batch:       64,
+		Ring:        rundir.Ring(),
+		RingSize:    shmring.DefaultSize,
+		RingMode:    0o640,
+		QueryAddr:   rundir.QueryAddr,
+		MetricsAddr: rundir.MetricsAddr,
+		LogLevel:    "info",
+	}
+}
+
+// maxMessage is the effective max_message: as configured, or by default
+// 256KiB, or an eighth of the ring less 1KiB when that is smaller.
+func (c *Config) maxMessage() int {
+	if c.MaxMessage != 0 {
+		return int(c.MaxMessage)
+	}
+	return int(min(256<<10, uint64(c.RingSize)/8-1024))
+}
+
+// loadFile applies the TOML file at path over c. Unknown keys are errors.
+func (c *Config) loadFile(path string) error {
+	md, err := toml.DecodeFile(path, c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+		}
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Validate names the first field with an unacceptable value and the
+// accepted range.
+func (c *Config) Validate() error {
+	switch {
+	case c.Socket == "" || !filepath.IsAbs(c.Socket):
+		return fmt.Errorf("socket %q: must be an absolute path", c.Socket)
+	case len(c.Socket) > 107:
+		return fmt.Errorf("socket %q: longer than the 107 bytes a UNIX socket path may have", c.Socket)
+	case c.SocketMode > 0o777:
+		return fmt.Errorf("socket_mode %o: must be a permission between 0 and 0777", c.SocketMode)
+	case c.RecvBuffer < 4096 || c.RecvBuffer > 1<<30:
+		return fmt.Errorf("recv_buffer %s: must be between 4KiB and 1GiB", c.RecvBuffer)
+	case c.MaxMessage != 0 && (c.MaxMessage < 1024 || c.MaxMessage > 16<<20):
+		return fmt.Errorf("max_message %s: must be between 1KiB and 16MiB", c.MaxMessage)
+	case c.Batch < 1 || c.Batch > 1024:
+		return fmt.Errorf("batch %d: must be between 1 and 1024", c.Batch)
+	case c.Ring == "" || !filepath.IsAbs(c.Ring):
+		return fmt.Errorf("ring %q: must be an absolute path", c.Ring)
+	case c.RingSize < shmring.MinSize || c.RingSize > shmring.MaxSize || c.RingSize&(c.RingSize-1) != 0:
+		return fmt.Errorf("ring_size %s: must be a power of two between 64KiB and 1TiB", c.RingSize)
+	case c.MaxMessage != 0 && uint64(c.MaxMessage) > uint64(c.RingSize)/8-1024:
+		return fmt.Errorf("max_message %s: must be at most an eighth of ring_size (%s) less 1KiB", c.MaxMessage, c.RingSize)
+	case c.RingMode > 0o777:
+		return fmt.Errorf("ring_mode %o: must be a permission between 0 and 0777", c.RingMode)
+	}
+	for name, addr := range map[string]string{"query_addr": c.QueryAddr, "metrics_addr": c.MetricsAddr} {
+		if addr == "" {
+			continue // disabled
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return fmt.Errorf("%s %q: must be HOST:PORT (or empty to disable)", name, addr)
+		}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// Load builds the configuration from defaults, the --config file and the
+// flags in args, in that order, and validates it.
+func Load(args []string) (Config, error) {
+	c := Defaults()
+	fs := flag.NewFlagSet("collectord", flag.ContinueOnError)
+	configPath := fs.String("config", "", "configuration `file` (TOML; see configs/collectord.toml)")
+	// Flags write into a separate Config so that the file can be applied
+	// first and the flags that were set override it.
+	var f Config
+	fs.StringVar(&f.Socket, "socket", c.Socket, "datagram socket `path`")
+	fs.StringVar(&f.Ring, "ring", c.Ring, "ring file `path`")
+	f.RingSize = c.RingSize
+	fs.Var(&f.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
+	fs.StringVar(&f.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
+	fs.StringVar(&f.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
+	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath != "" {
+		if err := c.loadFile(*configPath); err != nil {
+			return Config{}, err
+		}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "socket":
+			c.Socket = f.Socket
+		case "ring":
+			c.Ring = f.Ring
+		case "ring-size":
+			c.RingSize = f.RingSize
+		case "query-addr":
+			c.QueryAddr = f.QueryAddr
+		case "metrics-addr":
+			c.MetricsAddr = f.MetricsAddr
+		case "log-level":
+			c.LogLevel = f.LogLevel
+		}
+	})
+	if err := c.Validate(); err != nil {
+		if *configPath != "" {
+			return Config{}, fmt.Errorf("config %s: %w", *configPath, err)
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Size is a byte count written as a number with an optional binary unit:
+// 65536, 64KiB, 64MiB, 1GiB (K, M, G and KB, MB, GB mean the same).
+type Size uint64
+
+// ParseSize parses a Size.
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	num := strings.TrimRightFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (B, KiB, MiB, GiB, TiB)", s)
+	}
+	var shift uint
+	switch unit {
+	case "", "b":
+	case "k", "kb", "kib":
+		shift = 10
+	case "m", "mb", "mib":
+		shift = 20
+	case "g", "gb", "gib":
+		shift = 30
+	case "t", "tb", "tib":
+		shift = 40
+	default:
+		return 0, fmt.Errorf("size %q: unknown unit %q (B, KiB, MiB, GiB, TiB)", s, unit)
+	}
+	if n > (1<<63)>>shift {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return Size(n << shift), nil
+}
+
+func (s Size) String() string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	n, i := uint64(s), 0
+	for n >= 1024 && n%1024 == 0 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	return strconv.FormatUint(n, 10) + units[i]
+}
+
+// Set implements flag.Value.
+func (s *Size) Set(v string) error {
+	n, err := ParseSize(v)
+	if err == nil {
+		*s = n
+	}
+	return err
+}
+
+// UnmarshalTOML accepts "64MiB" strings and plain byte counts in the config file.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		return s.Set(v)
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("size %d: must not be negative", v)
+		}
+		*s = Size(v)
+		return nil
+	}
+	return fmt.Errorf("size %v: want a string such as \"64MiB\" or a byte count", v)
+}
+
+// FileMode is a permission written in octal: "0666".
+type FileMode uint32
+
+// UnmarshalText accepts an octal string in the config file.
+func (m *FileMode) UnmarshalText(b []byte) error {
+	v, err := strconv.ParseUint(string(b), 8, 32)
+	if err != nil {
+		return fmt.Errorf("mode %q: want an octal permission such as \"0640\"", b)
+	}
+	*m = FileMode(v)
+	return nil
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "collectord.toml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The shipped example must load and must show the defaults.
+func TestExampleConfigIsDefaults(t *testing.T) {
+	c, err := Load([]string{"--config", "../../configs/collectord.toml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	if os.Geteuid() != 0 { // the example shows root's paths
+		want.Socket, want.Ring = "/run/collector.sock", "/run/collectord/ring"
+	}
+	if c != want {
+		t.Fatalf("example config = %+v\ndefaults       = %+v", c, want)
+	}
+}
+
+func TestFlagsOverrideFile(t *testing.T) {
+	path := writeConfig(t, "ring_size = \"1MiB\"\nsocket = \"/tmp/a.sock\"\nbatch = 8\n")
+	c, err := Load([]string{"--config", path, "--ring-size", "4MiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RingSize != 4<<20 || c.Socket != "/tmp/a.sock" || c.Batch != 8 {
+		t.Fatalf("got ring_size %s socket %s batch %d", c.RingSize, c.Socket, c.Batch)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"rnig = \"/x\"\n", "unknown key rnig"},
+		{"ring_size = \"100MiB\"\n", "ring_size 100MiB: must be a power of two"},
+		{"ring_size = \"lots\"\n", "size \"lots\""},
+		{"ring_size = 65536\nmax_message = \"16MiB\"\n", "max_message 16MiB"},
+		{"batch = 0\n", "batch 0: must be between 1 and 1024"},
+		{"socket = \"relative.sock\"\n", "socket \"relative.sock\": must be an absolute path"},
+		{"socket_mode = \"999\"\n", "mode \"999\""},
+		{"query_addr = \"localhost\"\n", "query_addr \"localhost\": must be HOST:PORT"},
+		{"log_level = \"loud\"\n", "log_level \"loud\""},
+		{"batch = \n", "config"},
+	} {
+		_, err := Load([]string{"--config", writeConfig(t, tc.body)})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want it to mention %q", tc.body, err, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]Size{"65536": 65536, "64KiB": 64 << 10, "64MiB": 64 << 20, "1G": 1 << 30, "2 MB": 2 << 20} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1", "12XB", "99999999999TiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+	if s := Size(64 << 20).String(); s != "64MiB" {
+		t.Errorf("String = %s", s)
+	}
+}

@@ -1,0 +1,40 @@
+// Command collectord is the per-host log collector daemon: it receives log
+// datagrams on a UNIX socket and appends them to a memory-mapped ring file.
+//
+//	collectord [--config FILE] [--socket PATH] [--ring PATH] [--ring-size SIZE]
+//	           [--query-addr HOST:PORT] [--metrics-addr HOST:PORT] [--log-level LEVEL]
+//
+// It logs JSON lines to stderr and stops cleanly on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	cfg, err := Load(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "collectord:", err)
+		os.Exit(2)
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by Load
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := Run(ctx, cfg, log); err != nil {
+		log.Error("collectord stopped", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,79 @@
+// Command logctl talks to collectord: it sends log records and reads them.
+//
+//	logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]
+//
+// Run "logctl COMMAND -h" for a command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one logctl subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"send", "send log records to collectord's socket", runSend},
+	}
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	usage := func() {
+		fmt.Fprintln(stderr, "usage: logctl COMMAND [flags]\n\ncommands:")
+		for _, c := range commands() {
+			fmt.Fprintf(stderr, "  %-8s %s\n", c.name, c.summary)
+		}
+	}
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdin, stdout, stderr)
+		var ue usageError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "logctl %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "logctl %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		return 0
+	}
+	fmt.Fprintf(stderr, "logctl: unknown command %q\n", args[0])
+	usage()
+	return 2
+}

@@ -1,0 +1,234 @@
+//go:build linux
+
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// Options configure an Ingester. The zero value means defaults.
+type Options struct {
+	// BatchSize is the most datagrams read per recvmmsg(2) call; each batch
+	// is published to the ring with one commit and one futex wake.
+	// Default dgram.DefaultBatchSize.
+	BatchSize int
+	// MaxMessage is the longest datagram stored whole; longer ones are
+	// stored truncated and flagged. Default dgram.DefaultMaxDatagram.
+	MaxMessage int
+	// Logger receives rare events (never one line per datagram). Default:
+	// discard.
+	Logger *slog.Logger
+	// Now is the receive clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Drop and damage reasons counted by an Ingester.
+const (
+	ReasonTruncated        = "truncated"         // datagram longer than MaxMessage, stored truncated
+	ReasonMalformed        = "malformed"         // claimed a format it did not follow, stored flagged
+	ReasonInvalidUTF8      = "invalid_utf8"      // message is not UTF-8, stored as sent
+	ReasonEmpty            = "empty"             // empty datagram without a memfd: dropped
+	ReasonRejectedFD       = "rejected_fd"       // passed fd that is not a sealed memfd: closed
+	ReasonControlTruncated = "control_truncated" // too many fds: the kernel dropped some
+	ReasonEntryTooLarge    = "entry_too_large"   // entry larger than a ring record: stored cut down
+	ReasonNoCredentials    = "no_credentials"    // the kernel sent no SCM_CREDENTIALS
+)
+
+// Reasons lists every reason, for exporting all counters from the start.
+var Reasons = []string{ReasonTruncated, ReasonMalformed, ReasonInvalidUTF8, ReasonEmpty,
+	ReasonRejectedFD, ReasonControlTruncated, ReasonEntryTooLarge, ReasonNoCredentials}
+
+// NumFormats bounds record.Format values: Stats arrays are indexed by them
+// and labelled with record.Format.String.
+const NumFormats = int(record.FormatJSON) + 1
+
+// Stats is a snapshot of an Ingester's counters, all monotonic.
+type Stats struct {
+	Datagrams [NumFormats]uint64 // stored datagrams by record.Format
+	Bytes     [NumFormats]uint64 // their received bytes (memfd contents included)
+	Reasons   map[string]uint64  // by Reason*
+	Batches   uint64             // ring commits
+}
+
+// Ingester reads datagrams from a UNIX datagram socket, parses each into a
+// record.Entry stamped with the sender's kernel credentials and the receive
+// time, and appends it to a ring. It is the ring's only writer while it runs.
+type Ingester struct {
+	conn *net.UnixConn
+	rx   *dgram.Receiver
+	w    *shmring.Writer
+	log  *slog.Logger
+	now  func() time.Time
+
+	parser Parser
+	entry  record.Entry
+	buf    []byte
+
+	datagrams [NumFormats]atomic.Uint64
+	bytes     [NumFormats]atomic.Uint64
+	reasons   map[string]*atomic.Uint64
+	batches   atomic.Uint64
+}
+
+// New creates an Ingester reading conn and writing w. conn must have
+// SO_PASSCRED set (dgram.Listen and dgram.Prepare do).
+func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error) {
+	if opts.MaxMessage == 0 {
+		opts.MaxMessage = dgram.DefaultMaxDatagram
+	}
+	rx, err := dgram.NewReceiver(conn, dgram.ReceiverOptions{BatchSize: opts.BatchSize, MaxDatagram: opts.MaxMessage})
+	if err != nil {
+		return nil, err
+	}
+	in := &Ingester{
+		conn:    conn,
+		rx:      rx,
+		w:       w,
+		log:     opts.Logger,
+		now:     opts.Now,
+		buf:     make([]byte, 0, 4096),
+		reasons: make(map[string]*atomic.Uint64, len(Reasons)),
+	}
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	if in.now == nil {
+		in.now = time.Now
+	}
+	for _, r := range Reasons {
+		in.reasons[r] = new(atomic.Uint64)
+	}
+	return in, nil
+}
+
+// Run reads and stores datagrams until ctx is done, then publishes what it
+// read and returns nil. Datagrams that arrive after that stay queued in the
+// socket for whoever reads it next. Any other error ends Run.
+func (in *Ingester) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { in.conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	defer in.w.Publish()
+	for {
+		msgs, err := in.rx.Receive()
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		now := in.now().UnixNano()
+		for i := range msgs {
+			in.store(&msgs[i], now)
+		}
+		in.w.Publish()
+		in.batches.Add(1)
+	}
+}
+
+// store parses one datagram and adds it to the ring (unpublished).
+func (in *Ingester) store(m *dgram.Msg, now int64) {
+	data := m.Data
+	truncated := m.Truncated
+	if m.ControlTruncated {
+		in.count(ReasonControlTruncated)
+	}
+	if len(m.FDs) > 0 {
+		if len(data) == 0 && len(m.FDs) == 1 {
+			// journald's large-entry protocol: an empty datagram and a sealed memfd.
+			d, trunc, err := dgram.ReadSealedMemfd(m.FDs[0], int64(in.maxEntry()))
+			if err != nil {
+				in.count(ReasonRejectedFD)
+				in.log.Debug("rejected passed descriptor", "pid", m.Creds.PID, "err", err)
+			} else {
+				data, truncated = d, trunc
+			}
+		} else {
+			in.reasons[ReasonRejectedFD].Add(uint64(len(m.FDs)))
+		}
+		m.CloseFDs()
+	}
+	if len(data) == 0 {
+		in.count(ReasonEmpty)
+		return
+	}
+	e := &in.entry
+	in.parser.Parse(data, e)
+	if truncated {
+		e.Flags |= record.FlagTruncated
+		in.count(ReasonTruncated)
+	}
+	if m.Creds.OK {
+		e.Flags |= record.FlagCreds
+		e.PID, e.UID, e.GID = m.Creds.PID, m.Creds.UID, m.Creds.GID
+	} else {
+		in.count(ReasonNoCredentials)
+	}
+	if e.Flags&record.FlagMalformed != 0 {
+		in.count(ReasonMalformed)
+	}
+	if e.Flags&record.FlagInvalidUTF8 != 0 {
+		in.count(ReasonInvalidUTF8)
+	}
+	in.buf = record.AppendEncode(in.buf[:0], e)
+	if len(in.buf) > in.w.MaxPayload() {
+		in.shrink(e)
+	}
+	if _, err := in.w.Add(now, in.buf); err != nil {
+		// Cannot happen after shrink; count rather than lose silently.
+		in.count(ReasonEntryTooLarge)
+		return
+	}
+	f := int(e.Format)
+	if f >= NumFormats {
+		f = int(record.FormatRaw)
+	}
+	in.datagrams[f].Add(1)
+	in.bytes[f].Add(uint64(len(data)))
+}
+
+// shrink cuts an entry that does not fit in one ring record: fields go
+// first, then the message is cut at a UTF-8 boundary. The entry is flagged
+// truncated and re-encoded into in.buf.
+func (in *Ingester) shrink(e *record.Entry) {
+	in.count(ReasonEntryTooLarge)
+	e.Flags |= record.FlagTruncated
+	e.Fields = e.Fields[:0]
+	if over := record.EncodedLen(e) - in.w.MaxPayload(); over > 0 {
+		n := max(0, len(e.Message)-over)
+		for n > 0 && n < len(e.Message) && !utf8.RuneStart(e.Message[n]) {
+			n--
+		}
+		e.Message = e.Message[:n]
+	}
+	in.buf = record.AppendEncode(in.buf[:0], e)
+}
+
+// maxEntry is the largest memfd entry read: what fits in one ring record.
+func (in *Ingester) maxEntry() int { return in.w.MaxPayload() }
+
+func (in *Ingester) count(reason string) { in.reasons[reason].Add(1) }
+
+// Stats returns the counters. It is safe to call from any goroutine.
+func (in *Ingester) Stats() Stats {
+	s := Stats{Reasons: make(map[string]uint64, len(in.reasons)), Batches: in.batches.Load()}
+	for i := range in.datagrams {
+		s.Datagrams[i] = in.datagrams[i].Load()
+		s.Bytes[i] = in.bytes[i].Load()
+	}
+	for r, c := range in.reasons {
+		s.Reasons[r] = c.Load()
+	}
+	return s
+}
