@@ -338,3 +338,17 @@ func TestManyWaiters(t *testing.T) {
 		t.Fatalf("woken %d, cancelled %d", woken, stopped)
 	}
 }
+
+func TestCleanCloseSkipsVerification(t *testing.T) {
+	w, path := newWriterForTest(t, Options{Size: MinSize})
+	appendN(t, w, 10, 100)
+	w.Close()
+	w, err := OpenWriter(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if rs := w.Recovered(); !rs.Clean || rs.Records != 10 {
+		t.Fatalf("reopen after Close: %+v, want clean with 10 records", rs)
+	}
+}
