@@ -117,8 +117,20 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 // read and returns nil. Datagrams that arrive after that stay queued in the
 // socket for whoever reads it next. Any other error ends Run.
 func (in *Ingester) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { in.conn.SetReadDeadline(time.Now()) })
-	defer stop()
+	// Cancelling ctx interrupts a blocked Receive by moving the read
+	// deadline to now. Run clears it again before returning, or the next
+	// reader of conn (a new Ingester on the same socket) would fail at once.
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		in.conn.SetReadDeadline(time.Now())
+		close(interrupted)
+	})
+	defer func() {
+		if !stop() {
+			<-interrupted
+			in.conn.SetReadDeadline(time.Time{})
+		}
+	}()
 	defer in.w.Publish()
 	for {
 		msgs, err := in.rx.Receive()
@@ -132,8 +144,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		for i := range msgs {
 			in.store(&msgs[i], now)
 		}
-		in.w.Publish()
+		// Counted before publishing, like the datagrams in store, so that
+		// a reader who sees a record also sees it in Stats.
 		in.batches.Add(1)
+		in.w.Publish()
 	}
 }
 
@@ -199,20 +213,45 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 }
 
 // shrink cuts an entry that does not fit in one ring record: fields go
-// first, then the message is cut at a UTF-8 boundary. The entry is flagged
-// truncated and re-encoded into in.buf.
+// first, then the message, then the hostname, MSGID and tag (which can be
+// as long as the datagram: a JSON "host", an RFC 5424 APP-NAME), each cut
+// at a UTF-8 boundary. The entry is flagged truncated and re-encoded into
+// in.buf, which then always fits.
 func (in *Ingester) shrink(e *record.Entry) {
 	in.count(ReasonEntryTooLarge)
 	e.Flags |= record.FlagTruncated
 	e.Fields = e.Fields[:0]
-	if over := record.EncodedLen(e) - in.w.MaxPayload(); over > 0 {
-		n := max(0, len(e.Message)-over)
-		for n > 0 && n < len(e.Message) && !utf8.RuneStart(e.Message[n]) {
-			n--
+	for _, s := range [...]*[]byte{&e.Message, &e.Hostname, &e.MsgID, &e.Tag} {
+		over := record.EncodedLen(e) - in.w.MaxPayload()
+		if over <= 0 {
+			break
 		}
-		e.Message = e.Message[:n]
+		*s = cutAtRune(*s, len(*s)-over)
 	}
 	in.buf = record.AppendEncode(in.buf[:0], e)
+}
+
+// cutAtRune returns the first n bytes of b, or fewer so as not to split a
+// UTF-8 encoded rune. Bytes that are not UTF-8 are cut at n exactly.
+func cutAtRune(b []byte, n int) []byte {
+	if n <= 0 {
+		return b[:0]
+	}
+	if n >= len(b) {
+		return b
+	}
+	if utf8.RuneStart(b[n]) {
+		return b[:n]
+	}
+	for j := n - 1; j >= 0 && j > n-utf8.UTFMax; j-- {
+		if utf8.RuneStart(b[j]) {
+			if r, size := utf8.DecodeRune(b[j:]); (r != utf8.RuneError || size > 1) && j+size > n {
+				return b[:j]
+			}
+			break
+		}
+	}
+	return b[:n]
 }
 
 // maxEntry is the largest memfd entry read: what fits in one ring record.
