@@ -1,0 +1,61 @@
+// Package query answers questions about a collectord ring: the latest N
+// records, the records after a cursor, and a live follow, each filtered. It
+// holds the three pieces that must agree on what a query means:
+//
+//   - Run, the engine: it reads a shmring.Reader directly. The Server runs
+//     it for each query, and logctl tail --ring runs it on a ring file it
+//     maps itself, so both produce the same records.
+//   - Server, which serves a ring over TCP with protocol version 1
+//     (docs/PROTOCOL.md), and Client (Dial, Query), which speaks it.
+//   - The protocol codec (FrameReader, AppendFrame, ParseBatch, ParseLost,
+//     the JSON messages), exported so that other Go programs can talk to
+//     collectord without the Client.
+//
+// # Guarantees
+//
+//   - Ordering: a response delivers records in strictly increasing
+//     sequence order, within and across batches.
+//   - Exactly once with cursors: every response ends with an End whose
+//     Cursor is the last sequence number examined. A query with After set
+//     to that cursor continues exactly where the previous response stopped,
+//     whether it was done, cancelled, or ended by a server shutdown: no
+//     record is delivered twice and none is skipped silently.
+//   - Loss is reported, never hidden: when the writer overwrote (or
+//     damage destroyed) records a query had not read yet, the response says
+//     how many (an L frame, Handler.Lost) and where it continues, so that
+//     records delivered plus records lost account for every sequence number
+//     that matched. Gaps without a loss report are records the filter
+//     rejected.
+//   - Bounded memory: a query holds one record at a time and Run does not
+//     allocate per record. A "latest N" query scans the ring backwards to
+//     find where its N records start instead of buffering them. A server
+//     connection holds a batch buffer of at most about 64 KiB (more only
+//     while one larger record is in it), a 16 KiB write buffer, a frame of
+//     at most 64 KiB from the client, and a copy of the largest record its
+//     cursor has read.
+//   - Isolation: the ring's writer never waits for readers. A client that
+//     reads slowly blocks only its own connection (for at most the write
+//     timeout per frame), falls behind in the ring, and is told what it
+//     lost; other clients and ingest are unaffected.
+//   - Shutdown: Server.Shutdown ends every running query (follows
+//     included) after its current batch with E shutdown and a cursor to
+//     resume from, and waits for every goroutine the server started.
+//
+// # Ownership and concurrency
+//
+// A Handler's functions are called from one goroutine; the Record they get
+// aliases a buffer owned by the caller (the ring cursor, the batch being
+// decoded) and is valid only during the call. A compiled Filter may be
+// shared read-only. A Server and a Client are safe for concurrent use; a
+// Client runs one query at a time. A FrameReader belongs to one goroutine.
+//
+// # Limits
+//
+// A client frame is at most 64 KiB (MaxClientFrame), a server frame at most
+// 16 MiB (MaxServerFrame): a record whose payload does not fit in one
+// server frame is reported as lost. A query asks for at most the server's
+// max_n records (1,000,000 by default). With a filter, the records of a
+// "latest N" query are examined twice, once backwards to find where they
+// start and once forwards to send them.
+// The traceparent of hellos and queries is accepted but not yet used.
+package query
