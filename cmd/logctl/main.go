@@ -1,6 +1,7 @@
 // Command logctl talks to collectord: it sends log records and reads them.
 //
 //	logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]
+//	logctl tail [-n N] [-f] [filters] [-o short|short-iso|json|raw] [--addr HOST:PORT | --ring PATH]
 //
 // Run "logctl COMMAND -h" for a command's flags.
 package main
@@ -26,6 +27,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"send", "send log records to collectord's socket", runSend},
+		{"tail", "print the latest records, or follow new ones", runTail},
 	}
 }
 

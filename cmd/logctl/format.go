@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collectord/collectord/pkg/record"
+)
+
+// outputFormat renders records for `logctl tail -o`.
+type outputFormat int
+
+const (
+	outShort outputFormat = iota
+	outShortISO
+	outJSON
+	outRaw
+)
+
+func parseOutput(s string) (outputFormat, error) {
+	switch s {
+	case "short":
+		return outShort, nil
+	case "short-iso":
+		return outShortISO, nil
+	case "json":
+		return outJSON, nil
+	case "raw":
+		return outRaw, nil
+	}
+	return 0, fmt.Errorf("output %q: must be short, short-iso, json or raw", s)
+}
+
+// formatter appends one line per record to a reused buffer.
+type formatter struct {
+	format   outputFormat
+	color    bool
+	hostname string // shown when a record names none
+	loc      *time.Location
+}
+
+// ANSI colours by severity, like journalctl: err and worse red, warning
+// yellow, notice bold.
+func severityColor(sev uint8) (string, string) {
+	switch {
+	case sev <= 3:
+		return "\x1b[1;31m", "\x1b[0m"
+	case sev == 4:
+		return "\x1b[1;33m", "\x1b[0m"
+	case sev == 5:
+		return "\x1b[1m", "\x1b[0m"
+	}
+	return "", ""
+}
+
+// pid is the pid to show: the kernel's if known, else the claimed one.
+func pid(e *record.Entry) uint32 {
+	if e.Flags&record.FlagCreds != 0 {
+		return e.PID
+	}
+	return e.ClaimedPID
+}
+
+// appendRecord appends rec's line (with a trailing newline) to b.
+func (f *formatter) appendRecord(b []byte, seq uint64, ts int64, e *record.Entry) []byte {
+	switch f.format {
+	case outRaw:
+		b = appendText(b, e.Message)
+		return append(b, '\n')
+	case outJSON:
+		return appendJSON(b, seq, ts, e)
+	}
+	t := time.Unix(0, ts).In(f.loc)
+	if f.format == outShortISO {
+		b = t.AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	} else {
+		b = t.AppendFormat(b, time.Stamp)
+	}
+	b = append(b, ' ')
+	if len(e.Hostname) > 0 {
+		b = appendText(b, e.Hostname)
+	} else {
+		b = append(b, f.hostname...)
+	}
+	b = append(b, ' ')
+	if len(e.Tag) > 0 {
+		b = appendText(b, e.Tag)
+	} else {
+		b = append(b, '-')
+	}
+	if p := pid(e); p != 0 {
+		b = append(b, '[')
+		b = strconv.AppendUint(b, uint64(p), 10)
+		b = append(b, ']')
+	}
+	b = append(b, ':', ' ')
+	on, off := "", ""
+	if f.color {
+		on, off = severityColor(e.Severity())
+	}
+	b = append(b, on...)
+	b = appendText(b, e.Message)
+	b = append(b, off...)
+	return append(b, '\n')
+}
+
+// appendText appends s for a terminal: valid UTF-8 and newlines and tabs as
+// they are; other control characters and invalid bytes as \xNN.
+func appendText(b, s []byte) []byte {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		switch {
+		case r == utf8.RuneError && n == 1, r < 0x20 && r != '\n' && r != '\t', r == 0x7f:
+			b = append(b, '\\', 'x', hex[s[0]>>4], hex[s[0]&15])
+		default:
+			b = append(b, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return b
+}
+
+const hex = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 bytes are kept
+// visible as the text \xNN (a backslash, x, two hex digits), never dropped
+// or replaced.
+func appendJSONString(b, s []byte) []byte {
+	b = append(b, '"')
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, '\\', '\\', 'x', hex[s[0]>>4], hex[s[0]&15])
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u')
+			b = append(b, hex[r>>12&15], hex[r>>8&15], hex[r>>4&15], hex[r&15])
+		default:
+			b = append(b, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return append(b, '"')
+}
+
+func appendJSON(b []byte, seq uint64, ts int64, e *record.Entry) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"time":"`...)
+	b = time.Unix(0, ts).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00")
+	b = append(b, `","priority":`...)
+	b = strconv.AppendUint(b, uint64(e.Severity()), 10)
+	b = append(b, `,"facility":`...)
+	b = strconv.AppendUint(b, uint64(e.Facility()), 10)
+	if e.Flags&record.FlagCreds != 0 {
+		b = append(b, `,"pid":`...)
+		b = strconv.AppendUint(b, uint64(e.PID), 10)
+		b = append(b, `,"uid":`...)
+		b = strconv.AppendUint(b, uint64(e.UID), 10)
+		b = append(b, `,"gid":`...)
+		b = strconv.AppendUint(b, uint64(e.GID), 10)
+	}
+	if e.ClaimedPID != 0 {
+		b = append(b, `,"claimed_pid":`...)
+		b = strconv.AppendUint(b, uint64(e.ClaimedPID), 10)
+	}
+	if e.SourceTime != 0 {
+		b = append(b, `,"source_time":"`...)
+		b = time.Unix(0, e.SourceTime).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00")
+		b = append(b, '"')
+	}
+	if len(e.Tag) > 0 {
+		b = append(b, `,"tag":`...)
+		b = appendJSONString(b, e.Tag)
+	}
+	if len(e.Hostname) > 0 {
+		b = append(b, `,"hostname":`...)
+		b = appendJSONString(b, e.Hostname)
+	}
+	if len(e.MsgID) > 0 {
+		b = append(b, `,"msgid":`...)
+		b = appendJSONString(b, e.MsgID)
+	}
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, e.Message)
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		for i, fl := range e.Fields {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, fl.Key)
+			b = append(b, ':')
+			b = appendJSONString(b, fl.Value)
+		}
+		b = append(b, '}')
+	}
+	if e.Flags&record.FlagTruncated != 0 {
+		b = append(b, `,"truncated":true`...)
+	}
+	if e.Flags&record.FlagMalformed != 0 {
+		b = append(b, `,"malformed":true`...)
+	}
+	return append(b, "}\n"...)
+}

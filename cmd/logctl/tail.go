@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/collectord/collectord/internal/rundir"
+	"github.com/collectord/collectord/pkg/query"
+	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// tailOptions are the parsed flags of `logctl tail`.
+type tailOptions struct {
+	req        query.Request
+	follow     bool
+	showCursor bool
+	addr       string
+	ring       string
+	out        formatter
+}
+
+// fieldFlags collects repeated --field KEY=VALUE flags.
+type fieldFlags map[string]string
+
+func (f fieldFlags) String() string { return "" }
+
+func (f fieldFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	f[k] = val
+	return nil
+}
+
+func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, error) {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &tailOptions{}
+	n := fs.Int64("n", 10, "show the latest `N` matching records")
+	fs.BoolVar(&o.follow, "f", false, "follow: keep printing records as they arrive")
+	fs.BoolVar(&o.follow, "follow", false, "same as -f")
+	since := fs.String("since", "", "records received at or after `TIME` (RFC 3339, or relative like 10m, 2h, 1d)")
+	until := fs.String("until", "", "records received before `TIME` (RFC 3339 or relative)")
+	prio := ""
+	fs.StringVar(&prio, "p", "", "`priority` name or number: err means err and more severe")
+	fs.StringVar(&prio, "priority", "", "same as -p")
+	fs.StringVar(&o.req.Filter.Tag, "t", "", "only records with this `tag`")
+	fs.StringVar(&o.req.Filter.Tag, "tag", "", "same as -t")
+	pid := fs.String("pid", "", "only records from this trusted sender `pid`")
+	uid := fs.String("uid", "", "only records from this trusted sender `uid`")
+	fields := fieldFlags{}
+	fs.Var(fields, "field", "only records with structured field `KEY=VALUE` (repeatable)")
+	fs.StringVar(&o.req.Filter.Grep, "g", "", "only records whose message matches `REGEX`")
+	fs.StringVar(&o.req.Filter.Grep, "grep", "", "same as -g")
+	after := fs.String("after-cursor", "", "start after `CURSOR` (as printed by --show-cursor)")
+	fs.BoolVar(&o.showCursor, "show-cursor", false, "print the cursor after the last record")
+	output := fs.String("o", "short", "output `format`: short, short-iso, json, raw")
+	fs.StringVar(&o.addr, "addr", rundir.QueryAddr, "collectord query server `host:port`")
+	fs.StringVar(&o.ring, "ring", "", "read this ring `file` directly instead of asking the daemon")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: logctl tail [-n N] [-f] [filters] [-o FORMAT] [--addr HOST:PORT | --ring PATH]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	var err error
+	if o.out.format, err = parseOutput(*output); err != nil {
+		return nil, usageError{err}
+	}
+	if *n < 0 {
+		return nil, usageError{fmt.Errorf("-n %d: must not be negative", *n)}
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+	o.req.N = n
+	if *after != "" {
+		c, err := strconv.ParseUint(strings.TrimPrefix(*after, "s="), 10, 64)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--after-cursor %q: not a cursor", *after)}
+		}
+		o.req.After = &c
+		if !setFlags["n"] {
+			o.req.N = nil // everything after the cursor
+		}
+	}
+	now := time.Now()
+	if o.req.Filter.Since, err = parseWhen(*since, now); err != nil {
+		return nil, usageError{fmt.Errorf("--since: %w", err)}
+	}
+	if o.req.Filter.Until, err = parseWhen(*until, now); err != nil {
+		return nil, usageError{fmt.Errorf("--until: %w", err)}
+	}
+	if o.req.Filter.Since != 0 && !setFlags["n"] && o.req.After == nil {
+		o.req.N = new(int64(1_000_000)) // --since alone shows the whole range
+	}
+	if prio != "" {
+		sev, err := ParseSeverity(prio)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("-p: %w", err)}
+		}
+		o.req.Filter.Priority = &sev
+	}
+	for name, dst := range map[string]**uint32{*pid: &o.req.Filter.PID, *uid: &o.req.Filter.UID} {
+		if name == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(name, 10, 32)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--pid/--uid %q: not a number", name)}
+		}
+		*dst = new(uint32(v))
+	}
+	if len(fields) > 0 {
+		o.req.Filter.Fields = fields
+	}
+	o.req.Follow = o.follow
+	if err := o.req.Compile(); err != nil {
+		return nil, usageError{err}
+	}
+	o.out.loc = time.Local
+	o.out.hostname, _ = os.Hostname()
+	o.out.color = wantColor(stdout)
+	return o, nil
+}
+
+// parseWhen parses an RFC 3339 time or a duration before now ("10m",
+// "1d"), returning Unix nanoseconds; "" is 0.
+func parseWhen(s string, now time.Time) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UnixNano(), nil
+	}
+	d := strings.TrimPrefix(s, "-")
+	var dur time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(d, "d"); ok {
+		var n float64
+		n, err = strconv.ParseFloat(days, 64)
+		dur = time.Duration(n * 24 * float64(time.Hour))
+	} else {
+		dur, err = time.ParseDuration(d)
+	}
+	if err != nil || dur < 0 {
+		return 0, fmt.Errorf("%q: want RFC 3339 (2026-11-24T10:00:00Z) or a duration ago (10m, 2h, 1d)", s)
+	}
+	return now.Add(-dur).UnixNano(), nil
+}
+
+// wantColor: colour only on a terminal, and never with NO_COLOR set.
+func wantColor(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// printer turns query results into output lines.
+type printer struct {
+	out     *bufio.Writer
+	stderr  io.Writer
+	f       *formatter
+	entry   record.Entry
+	line    []byte
+	last    uint64 // seq of the last record printed
+	printed bool
+}
+
+func (p *printer) handler() query.Handler {
+	return query.Handler{
+		Record: func(rec query.Record) error {
+			if err := record.Decode(rec.Payload, &p.entry); err != nil {
+				fmt.Fprintf(p.stderr, "logctl: record %d: %v\n", rec.Seq, err)
+			} else {
+				p.line = p.f.appendRecord(p.line[:0], rec.Seq, rec.Time, &p.entry)
+				if _, err := p.out.Write(p.line); err != nil {
+					return err
+				}
+			}
+			p.last, p.printed = rec.Seq, true
+			return nil
+		},
+		Lost: func(lost, next uint64) error {
+			p.out.Flush()
+			fmt.Fprintf(p.stderr, "logctl: %d records lost (overwritten before they were read); continuing at %d\n", lost, next)
+			return nil
+		},
+		Flush: func() error { return p.out.Flush() },
+	}
+}
+
+func runTail(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, err := parseTailFlags(args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	p := &printer{out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr, f: &o.out}
+	var end query.End
+	if o.ring != "" {
+		end, err = tailRing(ctx, o, p)
+	} else {
+		end, err = tailServer(ctx, o, p)
+	}
+	if ferr := p.out.Flush(); err == nil {
+		err = ferr
+	}
+	if o.showCursor && (err == nil || ctx.Err() != nil) {
+		cursor := max(end.Cursor, p.last)
+		fmt.Fprintf(stdout, "-- cursor: %d\n", cursor)
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted: a normal end for -f
+	}
+	return err
+}
+
+func tailRing(ctx context.Context, o *tailOptions, p *printer) (query.End, error) {
+	r, err := shmring.OpenReader(o.ring)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return query.End{}, fmt.Errorf("%w: reading the ring needs read permission on it (run as its owner or a member of its group)", err)
+		}
+		return query.End{}, err
+	}
+	defer r.Close()
+	return query.Run(ctx, r, o.req, p.handler())
+}
+
+// Reconnection backoff for --follow: exponential with full jitter.
+const (
+	backoffMin = 50 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// tailServer runs the query against the daemon. With --follow it survives
+// the daemon going away: it reconnects with backoff and resumes after the
+// last record it printed, so every record is printed exactly once and a
+// real gap is reported on stderr.
+func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, error) {
+	req := o.req
+	backoff := backoffMin
+	var ringID string
+	reconnecting := false
+	for attempt := 0; ; attempt++ {
+		end, err := tailOnce(ctx, o.addr, req, p, &ringID, &reconnecting)
+		if err == nil && (end.Reason == query.ReasonDone || !o.follow) {
+			return end, nil
+		}
+		if ctx.Err() != nil {
+			return end, nil
+		}
+		var qerr *query.Error
+		retryable := o.follow && (err == nil || isConnError(err) || (errors.As(err, &qerr) && qerr.Code == query.CodeBusy))
+		if !retryable || (attempt == 0 && !p.printed && !o.follow) {
+			return end, err
+		}
+		// Resume after whatever was printed or examined last.
+		resume := max(end.Cursor, p.last)
+		if req.After != nil {
+			resume = max(resume, *req.After)
+		}
+		if resume > 0 || p.printed {
+			req.After = &resume
+			req.N = nil
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff)))
+		if errors.As(err, &qerr) && qerr.RetryAfter > 0 {
+			wait = qerr.RetryAfter + wait/2
+		}
+		if err != nil && !reconnecting {
+			fmt.Fprintf(p.stderr, "logctl: %v; reconnecting\n", err)
+			reconnecting = true
+		}
+		select {
+		case <-ctx.Done():
+			return end, nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, backoffMax)
+		if err == nil {
+			backoff = backoffMin // a clean shutdown/handover: come back quickly
+		}
+	}
+}
+
+func tailOnce(ctx context.Context, addr string, req query.Request, p *printer, ringID *string, reconnecting *bool) (query.End, error) {
+	c, err := query.Dial(ctx, addr, query.DialOptions{Client: "logctl"})
+	if err != nil {
+		return query.End{}, err
+	}
+	defer c.Close()
+	if *reconnecting {
+		fmt.Fprintf(p.stderr, "logctl: reconnected to %s\n", addr)
+		*reconnecting = false
+	}
+	h := c.Hello()
+	if *ringID != "" && h.RingID != *ringID {
+		fmt.Fprintf(p.stderr, "logctl: the ring was recreated (id %s, was %s): sequence numbers restarted\n", h.RingID, *ringID)
+		req.After = nil
+	}
+	*ringID = h.RingID
+	return c.Query(ctx, req, p.handler())
+}
+
+// isConnError reports whether err is a failure of the connection rather
+// than an answer from the server.
+func isConnError(err error) bool {
+	var qerr *query.Error
+	if errors.As(err, &qerr) {
+		return qerr.Code == query.CodeShutdown
+	}
+	return true
+}
