@@ -30,6 +30,7 @@ type Config struct {
 	QueryAddr   string   `toml:"query_addr"`
 	MetricsAddr string   `toml:"metrics_addr"`
 	LogLevel    string   `toml:"log_level"`
+	PIDFile     string   `toml:"pid_file"`
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -110,6 +111,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %q: must be HOST:PORT (or empty to disable)", name, addr)
 		}
 	}
+	if c.PIDFile != "" && !filepath.IsAbs(c.PIDFile) {
+		return fmt.Errorf("pid_file %q: must be an absolute path", c.PIDFile)
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
@@ -133,6 +137,7 @@ func Load(args []string) (Config, error) {
 	fs.StringVar(&f.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
 	fs.StringVar(&f.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
 	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
+	fs.StringVar(&f.PIDFile, "pid-file", c.PIDFile, "write the serving process's pid to `path` (atomically, also after an upgrade)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -158,6 +163,8 @@ func Load(args []string) (Config, error) {
 			c.MetricsAddr = f.MetricsAddr
 		case "log-level":
 			c.LogLevel = f.LogLevel
+		case "pid-file":
+			c.PIDFile = f.PIDFile
 		}
 	})
 	if err := c.Validate(); err != nil {

@@ -17,8 +17,9 @@ import (
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
-// The daemon tests run the real binary, built once.
-var daemonBin string
+// The daemon tests run the real binaries, built once: the daemon, and
+// logctl as the follower that must survive restarts.
+var daemonBin, logctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "collectord-test")
@@ -26,10 +27,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	daemonBin = filepath.Join(dir, "collectord")
-	out, err := exec.Command("go", "build", "-race", "-o", daemonBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build collectord: %v\n%s", err, out)
-		os.Exit(1)
+	logctlBin = filepath.Join(dir, "logctl")
+	for bin, pkg := range map[string]string{daemonBin: ".", logctlBin: "../logctl"} {
+		out, err := exec.Command("go", "build", "-race", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	// The race runtime otherwise sleeps a second at exit, and exits 66 on a race.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
@@ -38,7 +42,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type daemon struct {
+type daemonProc struct {
 	cmd    *exec.Cmd
 	socket string
 	ring   string
@@ -48,14 +52,19 @@ type daemon struct {
 
 // syncBuffer collects the daemon's log lines from its reader goroutine.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	changed chan struct{} // closed (and replaced) by every write
 }
 
 func (s *syncBuffer) WriteString(v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.b.WriteString(v)
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -64,13 +73,60 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitFor waits until cond holds for everything written so far and returns
+// that text; after timeout it fails the test, naming what it waited for.
+func (s *syncBuffer) waitFor(t *testing.T, timeout time.Duration, what string, cond func(string) bool) string {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		text := s.b.String()
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if cond(text) {
+			return text
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("waited %v for %s; log:\n%s", timeout, what, text)
+		}
+	}
+}
+
 // startDaemon runs collectord on a socket and ring in dir and waits until
 // it says it is ready.
-func startDaemon(t *testing.T, dir string, args ...string) *daemon {
+func startDaemon(t *testing.T, dir string, args ...string) *daemonProc {
 	t.Helper()
-	d := &daemon{socket: filepath.Join(dir, "c.sock"), ring: filepath.Join(dir, "ring"), logs: new(syncBuffer), exited: make(chan error, 1)}
-	d.cmd = exec.Command(daemonBin, append([]string{"--socket", d.socket, "--ring", d.ring, "--ring-size", "1MiB",
-		"--query-addr", "", "--metrics-addr", ""}, args...)...)
+	return startDaemonWith(t, dir, daemonOptions{}, args...)
+}
+
+// daemonOptions change how startDaemonWith runs collectord.
+type daemonOptions struct {
+	env   []string // added to the test's environment
+	shell string   // if set, run `sh -c shell collectord args...` (exec "$0" "$@" in it)
+	files []*os.File
+}
+
+// startDaemonWith is startDaemon with extra environment, a shell wrapper
+// (for variables that must name the daemon's own pid, as LISTEN_PID) and
+// inherited files (fd 3, 4, ...).
+func startDaemonWith(t *testing.T, dir string, o daemonOptions, args ...string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{socket: filepath.Join(dir, "c.sock"), ring: filepath.Join(dir, "ring"), logs: new(syncBuffer), exited: make(chan error, 1)}
+	args = append([]string{"--socket", d.socket, "--ring", d.ring, "--ring-size", "1MiB",
+		"--query-addr", "", "--metrics-addr", ""}, args...)
+	if o.shell != "" {
+		d.cmd = exec.Command("sh", append([]string{"-c", o.shell, daemonBin}, args...)...)
+	} else {
+		d.cmd = exec.Command(daemonBin, args...)
+	}
+	d.cmd.Env = append(os.Environ(), o.env...)
+	d.cmd.ExtraFiles = o.files
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +159,7 @@ func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 }
 
 // stop sends SIGTERM and requires a clean exit within a second.
-func (d *daemon) stop(t *testing.T) {
+func (d *daemonProc) stop(t *testing.T) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -4,7 +4,10 @@
 //	collectord [--config FILE] [--socket PATH] [--ring PATH] [--ring-size SIZE]
 //	           [--query-addr HOST:PORT] [--metrics-addr HOST:PORT] [--log-level LEVEL]
 //
-// It logs JSON lines to stderr and stops cleanly on SIGTERM or SIGINT.
+// It logs JSON lines to stderr and stops cleanly on SIGTERM or SIGINT. On
+// SIGHUP it re-executes its binary, which re-reads the configuration, and
+// hands the sockets and the ring to the new process without losing a
+// datagram (see internal/daemon).
 package main
 
 import (
@@ -33,7 +36,18 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := Run(ctx, cfg, log); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // an upgrade is already pending
+			}
+		}
+	}()
+	if err := Run(ctx, cfg, log, reload); err != nil {
 		log.Error("collectord stopped", "err", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,418 @@
+//go:build linux
+
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+
+	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/sdnotify"
+	"github.com/collectord/collectord/internal/upgrade"
+	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/pkg/query"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// Timeouts of the daemon's phases.
+const (
+	// UpgradeReadyTimeout bounds how long a new process may take to
+	// initialise before the upgrade is abandoned.
+	UpgradeReadyTimeout = 30 * time.Second
+	// UpgradeTakeoverTimeout bounds how long a new process may take to
+	// take the ring and start reading once released.
+	UpgradeTakeoverTimeout = 10 * time.Second
+	// ShutdownTimeout bounds how long stopping waits for query clients.
+	ShutdownTimeout = 5 * time.Second
+	// statusInterval is how often STATUS= is refreshed under systemd.
+	statusInterval = 5 * time.Second
+	// recommendedQlen is the net.unix.max_dgram_qlen systemd sets at boot.
+	recommendedQlen = 512
+)
+
+// Config is what Run needs; the command fills it from flags and the config
+// file. Zero values mean the packages' defaults.
+type Config struct {
+	Socket     string      // datagram socket path, when not passed in
+	SocketMode os.FileMode // its permission
+	RecvBuffer int         // SO_RCVBUF
+	MaxMessage int         // longest datagram stored whole
+	Batch      int         // datagrams per recvmmsg and per ring commit
+
+	Ring     string
+	RingSize uint64
+	RingMode os.FileMode
+
+	QueryAddr   string // "" disables the query server (unless a socket is passed)
+	MetricsAddr string // "" disables the metrics server (unless a socket is passed)
+	// Metrics serves /metrics and health; nil disables the metrics server.
+	Metrics http.Handler
+
+	PIDFile string // written atomically by whichever process serves; "" for none
+
+	// Exe and Args re-execute the daemon on an upgrade (Args[0] included).
+	Exe  string
+	Args []string
+
+	Query  query.Options
+	Logger *slog.Logger
+}
+
+// Run serves until ctx is done, then stops cleanly, or until an upgrade
+// has handed everything to a new process, then returns nil so the caller
+// exits. Each value received on reload starts an upgrade.
+func Run(ctx context.Context, cfg Config, reload <-chan struct{}) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &daemon{cfg: cfg, log: cfg.Logger, notify: sdnotify.New()}
+	return d.run(ctx, reload)
+}
+
+// daemon is the state of one serving process. Its fields are owned by the
+// goroutine in run; the goroutines it starts are stopped before run returns.
+type daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	notify *sdnotify.Notifier
+
+	socks *sockets
+	w     *shmring.Writer
+
+	in            *ingest.Ingester
+	ingestCancel  context.CancelFunc
+	ingestDone    chan error
+	ingestStarted time.Time
+
+	reader  *shmring.Reader // the published state, for queries and status
+	qs      *query.Server
+	metrics *http.Server
+	serving sync.WaitGroup // Serve goroutines of qs and metrics
+
+	handedOver bool // sockets and ring now belong to a new process
+	storedFDs  bool // our own sockets are in systemd's fd store
+}
+
+func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
+	up, err := upgrade.Inherited()
+	if err != nil {
+		d.log.Warn("ignoring a malformed upgrade handover", "err", err)
+		up = nil
+	}
+	var files map[string]*os.File
+	if up != nil {
+		files = up.Files()
+		d.log.Info("taking over from the previous process", "ppid", os.Getppid())
+	} else {
+		files = activationFiles()
+	}
+	fail := func(err error) error {
+		if up != nil {
+			up.Failed(err.Error())
+		}
+		return err
+	}
+	for _, dir := range []string{dirOf(d.cfg.Ring), dirOf(d.cfg.Socket)} {
+		if err := ensureDir(dir); err != nil {
+			return fail(err)
+		}
+	}
+	if d.socks, err = acquireSockets(&d.cfg, files, d.log); err != nil {
+		return fail(err)
+	}
+	defer d.closeSockets()
+	if qlen, err := dgram.MaxDgramQlen(); err == nil && qlen < recommendedQlen {
+		d.log.Warn("net.unix.max_dgram_qlen is low: senders will block or drop under load; install deploy/sysctl.d/50-collectord.conf",
+			"max_dgram_qlen", qlen, "recommended", recommendedQlen)
+	}
+
+	if up != nil {
+		if err := up.Ready(); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, UpgradeReadyTimeout+UpgradeTakeoverTimeout)
+		err := up.WaitReleased(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("wait for the previous process to release the ring: %w", err)
+		}
+	}
+	if err := d.openRing(ctx); err != nil {
+		return fail(err)
+	}
+	defer d.closeRing()
+	defer d.closeReader()
+	d.startIngest()
+	if err := d.startServers(); err != nil {
+		d.stopIngest()
+		return fail(err)
+	}
+	defer d.stopServers(context.WithoutCancel(ctx))
+
+	if up != nil {
+		if err := up.Running(); err != nil {
+			// The old process gave up on us and will resume: step back.
+			d.stopIngest()
+			return fmt.Errorf("confirm takeover: %w", err)
+		}
+		d.log.Info("upgrade complete: now serving", "pid", os.Getpid(), "ingest_started_unix_ns", d.ingestStarted.UnixNano())
+	} else {
+		d.storeFDs()
+		d.notify.Ready(d.status())
+	}
+	if d.cfg.PIDFile != "" {
+		if err := upgrade.WritePIDFile(d.cfg.PIDFile, os.Getpid()); err != nil {
+			d.log.Warn("write pid file", "path", d.cfg.PIDFile, "err", err)
+		}
+	}
+	d.log.Info("collectord ready", "socket", d.cfg.Socket, "query_addr", addrOf(d.socks.query),
+		"metrics_addr", addrOf(d.socks.metrics), "pid", os.Getpid())
+
+	bg, stopBG := context.WithCancel(ctx)
+	var bgDone sync.WaitGroup
+	bgDone.Go(func() { d.statusLoop(bg) })
+	defer func() {
+		stopBG()
+		bgDone.Wait()
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			d.notify.Stopping()
+			err := d.stopIngest()
+			d.log.Info("collectord stopping", "stored", d.stored(), "next_seq", d.w.Stats().Head)
+			return err
+		case err := <-d.ingestDone:
+			d.ingestDone = nil
+			return fmt.Errorf("ingest: %w", err)
+		case <-reload:
+			if err := d.upgrade(ctx); err != nil {
+				d.log.Error("upgrade failed; still serving", "err", err)
+				d.notify.Notify("READY=1\nSTATUS=upgrade failed: " + oneLine(err.Error()))
+				continue
+			}
+			return nil
+		}
+	}
+}
+
+// activationFiles returns the sockets systemd passed, by name (first of
+// each name).
+func activationFiles() map[string]*os.File {
+	files := map[string]*os.File{}
+	for name, fs := range activation.FilesWithNames() {
+		for i, f := range fs {
+			if i == 0 {
+				files[name] = f
+			} else {
+				f.Close()
+			}
+		}
+	}
+	return files
+}
+
+// openRing takes the writer role, telling systemd to wait longer while a
+// large ring is being verified after a crash.
+func (d *daemon) openRing(ctx context.Context) error {
+	done := make(chan struct{})
+	var extender sync.WaitGroup
+	extender.Go(func() {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				d.notify.ExtendTimeout(30 * time.Second)
+				d.notify.Status("recovering the ring")
+				t.Reset(10 * time.Second)
+			}
+		}
+	})
+	w, err := shmring.OpenWriter(d.cfg.Ring, shmring.Options{Size: d.cfg.RingSize, Mode: d.cfg.RingMode})
+	close(done)
+	extender.Wait()
+	if err != nil {
+		return err
+	}
+	d.w = w
+	if d.reader == nil {
+		if d.reader, err = shmring.OpenReader(d.cfg.Ring); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	rs, st := w.Recovered(), w.Stats()
+	d.log.Info("ring open", "path", d.cfg.Ring, "size", st.Size, "created", rs.Created, "clean", rs.Clean,
+		"records", rs.Records, "damaged", rs.Damaged, "adopted", rs.Unpublished, "rebuilt", rs.Rebuilt, "next_seq", st.Head)
+	return nil
+}
+
+func (d *daemon) closeRing() {
+	if d.w != nil {
+		d.w.Close()
+		d.w = nil
+	}
+}
+
+// closeReader unmaps the daemon's read-only view of the ring.
+func (d *daemon) closeReader() {
+	if d.reader != nil {
+		d.reader.Close()
+		d.reader = nil
+	}
+}
+
+// startIngest starts reading the datagram socket into the ring.
+func (d *daemon) startIngest() {
+	in, err := ingest.New(d.socks.ingest, d.w, ingest.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log})
+	if err != nil {
+		// Options were validated; a failure here is a bug worth stopping for.
+		panic(fmt.Sprintf("ingest.New: %v", err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.in, d.ingestCancel, d.ingestDone = in, cancel, make(chan error, 1)
+	d.ingestStarted = time.Now()
+	go func() { d.ingestDone <- in.Run(ctx) }()
+}
+
+// stopIngest stops reading and returns once everything read is published.
+func (d *daemon) stopIngest() error {
+	if d.ingestCancel == nil {
+		return nil
+	}
+	d.ingestCancel()
+	d.ingestCancel = nil
+	if d.ingestDone == nil {
+		return nil
+	}
+	err := <-d.ingestDone
+	d.ingestDone = nil
+	return err
+}
+
+func (d *daemon) startServers() error {
+	if d.socks.query != nil {
+		opts := d.cfg.Query
+		if opts.Logger == nil {
+			opts.Logger = d.log.With("component", "query")
+		}
+		d.qs = query.NewServer(d.reader, opts)
+		d.serving.Go(func() {
+			if err := d.qs.Serve(d.socks.query); err != nil {
+				d.log.Error("query server", "err", err)
+			}
+		})
+	}
+	if d.socks.metrics != nil && d.cfg.Metrics != nil {
+		d.metrics = &http.Server{Handler: d.cfg.Metrics, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+		d.serving.Go(func() {
+			if err := d.metrics.Serve(d.socks.metrics); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("metrics server", "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// stopServers ends every query (followers get an end frame with their
+// cursor) and waits for the servers.
+func (d *daemon) stopServers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
+	defer cancel()
+	if d.qs != nil {
+		if err := d.qs.Shutdown(ctx); err != nil {
+			d.log.Warn("query server shutdown", "err", err)
+		}
+	}
+	if d.metrics != nil {
+		d.metrics.Shutdown(ctx)
+	}
+	d.serving.Wait()
+	d.qs, d.metrics = nil, nil
+}
+
+// storeFDs puts the sockets this process bound into systemd's fd store,
+// so that a plain restart gets them back, queue and all.
+func (d *daemon) storeFDs() {
+	if !d.notify.Enabled() {
+		return
+	}
+	for _, f := range d.socks.named() {
+		if !d.socks.bound[f.Name] {
+			continue
+		}
+		if err := d.notify.StoreFDs(f.Name, f.File); err != nil {
+			d.log.Warn("store socket in systemd's fd store", "name", f.Name, "err", err)
+			continue
+		}
+		d.storedFDs = true
+	}
+}
+
+// closeSockets closes this process's copies of the sockets, and removes the
+// socket file when the socket dies with this process.
+func (d *daemon) closeSockets() {
+	d.socks.close()
+	if d.socks.bound[NameIngest] && !d.handedOver && !d.storedFDs {
+		os.Remove(d.cfg.Socket)
+	}
+}
+
+// statusLoop keeps STATUS= current and pings the watchdog while ingest runs.
+func (d *daemon) statusLoop(ctx context.Context) {
+	if !d.notify.Enabled() {
+		return
+	}
+	var wg sync.WaitGroup
+	if interval, ok := sdnotify.WatchdogInterval(); ok {
+		wg.Go(func() { d.notify.Watchdog(ctx, interval/2, func() error { return nil }) })
+	}
+	defer wg.Wait()
+	t := time.NewTicker(statusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.notify.Status(d.status())
+		}
+	}
+}
+
+// status is a one-line summary for systemctl status.
+func (d *daemon) status() string {
+	st := d.reader.Stats() // the writer's own state belongs to the ingest goroutine
+	var clients int64
+	if d.qs != nil {
+		clients = d.qs.Stats().ConnsOpen
+	}
+	return fmt.Sprintf("%d records stored; ring %d%% full, next seq %d; %d query clients",
+		d.stored(), st.BytesUsed*100/st.Size, st.Head, clients)
+}
+
+func (d *daemon) stored() uint64 {
+	if d.in == nil {
+		return 0
+	}
+	var n uint64
+	for _, c := range d.in.Stats().Datagrams {
+		n += c
+	}
+	return n
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -1,0 +1,118 @@
+//go:build linux
+
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/upgrade"
+)
+
+// Socket names, as in systemd's FileDescriptorName= and the upgrade handover.
+const (
+	NameIngest  = "ingest"
+	NameQuery   = "query"
+	NameMetrics = "metrics"
+)
+
+// sockets are the daemon's listening sockets.
+type sockets struct {
+	ingest  *net.UnixConn
+	query   net.Listener // nil when disabled
+	metrics net.Listener // nil when disabled
+	// bound names the sockets this process bound itself.
+	bound map[string]bool
+}
+
+// acquireSockets takes the sockets named in files (inherited from an
+// upgrade or from systemd) and binds the ones missing. Unknown names are
+// closed and logged.
+func acquireSockets(cfg *Config, files map[string]*os.File, log *slog.Logger) (*sockets, error) {
+	s := &sockets{bound: map[string]bool{}}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	for name, f := range files {
+		var err error
+		switch name {
+		case NameIngest:
+			var pc net.PacketConn
+			if pc, err = net.FilePacketConn(f); err == nil {
+				uc, isUnix := pc.(*net.UnixConn)
+				if !isUnix {
+					pc.Close()
+					err = fmt.Errorf("not a UNIX datagram socket")
+				} else {
+					s.ingest = uc
+					err = dgram.Prepare(uc, dgram.ListenOptions{RecvBuffer: cfg.RecvBuffer})
+				}
+			}
+		case NameQuery:
+			s.query, err = net.FileListener(f)
+		case NameMetrics:
+			s.metrics, err = net.FileListener(f)
+		default:
+			log.Warn("closing a passed socket with an unknown name", "name", name)
+		}
+		f.Close() // the net objects hold their own duplicates
+		if err != nil {
+			return nil, fmt.Errorf("passed socket %q: %w", name, err)
+		}
+		log.Debug("using passed socket", "name", name)
+	}
+	var err error
+	if s.ingest == nil {
+		s.ingest, err = dgram.Listen(cfg.Socket, dgram.ListenOptions{Mode: cfg.SocketMode, RecvBuffer: cfg.RecvBuffer})
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.Socket, err)
+		}
+		s.bound[NameIngest] = true
+	}
+	if s.query == nil && cfg.QueryAddr != "" {
+		if s.query, err = net.Listen("tcp", cfg.QueryAddr); err != nil {
+			return nil, fmt.Errorf("query server: %w", err)
+		}
+		s.bound[NameQuery] = true
+	}
+	if s.metrics == nil && cfg.MetricsAddr != "" && cfg.Metrics != nil {
+		if s.metrics, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("metrics server: %w", err)
+		}
+		s.bound[NameMetrics] = true
+	}
+	ok = true
+	return s, nil
+}
+
+// named lists the sockets for a handover or the fd store.
+func (s *sockets) named() []upgrade.NamedFile {
+	files := []upgrade.NamedFile{{Name: NameIngest, File: s.ingest}}
+	if l, ok := s.query.(*net.TCPListener); ok {
+		files = append(files, upgrade.NamedFile{Name: NameQuery, File: l})
+	}
+	if l, ok := s.metrics.(*net.TCPListener); ok {
+		files = append(files, upgrade.NamedFile{Name: NameMetrics, File: l})
+	}
+	return files
+}
+
+// close closes this process's copies; the sockets live on wherever else
+// they were passed.
+func (s *sockets) close() {
+	if s.ingest != nil {
+		s.ingest.Close()
+	}
+	if s.query != nil {
+		s.query.Close()
+	}
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
+}

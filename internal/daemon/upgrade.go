@@ -1,0 +1,96 @@
+//go:build linux
+
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/collectord/collectord/internal/rundir"
+	"github.com/collectord/collectord/internal/upgrade"
+)
+
+// upgrade re-executes the daemon and hands it the sockets and the ring. It
+// returns nil once the new process serves (the caller then exits), or an
+// error after which this process serves on as before.
+func (d *daemon) upgrade(ctx context.Context) error {
+	if d.cfg.Exe == "" {
+		return errors.New("upgrades are disabled (no executable path)")
+	}
+	d.notify.Reloading()
+	d.log.Info("upgrade: starting the new process", "exe", d.cfg.Exe)
+	child, err := upgrade.Start(d.cfg.Exe, d.cfg.Args, childEnv(), d.socks.named())
+	if err != nil {
+		return fmt.Errorf("start %s: %w", d.cfg.Exe, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, UpgradeReadyTimeout)
+	err = child.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("new process %d did not initialise: %w", child.PID(), err)
+	}
+
+	// Strict single-writer handover: stop reading, publish, release the
+	// ring lock; only then may the new process lock it and read.
+	if err := d.stopIngest(); err != nil {
+		d.log.Warn("ingest stopped with an error", "err", err)
+	}
+	stopped := time.Now()
+	d.closeRing()
+	tctx, cancel := context.WithTimeout(ctx, UpgradeTakeoverTimeout)
+	err = child.Released(tctx)
+	cancel()
+	if err != nil {
+		// The new process is gone (Released killed it): take everything back.
+		if rerr := d.openRing(ctx); rerr != nil {
+			return fmt.Errorf("new process failed (%v), and reopening the ring failed too: %w", err, rerr)
+		}
+		d.startIngest()
+		return fmt.Errorf("new process %d failed to take over: %w", child.PID(), err)
+	}
+	d.handedOver = true
+	d.log.Info("upgrade: handed over", "new_pid", child.PID(), "ingest_stopped_unix_ns", stopped.UnixNano())
+	d.notify.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=upgraded to pid %d", child.PID(), child.PID()))
+	// Finish in-flight batches; followers get their cursor and reconnect
+	// to the new process on the same listener.
+	d.stopServers(context.WithoutCancel(ctx))
+	return nil
+}
+
+// childEnv is the environment of the new process: the same, except that
+// WATCHDOG_PID names this process and must not stop the new one from
+// pinging the watchdog once it is the main process.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "WATCHDOG_PID=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func dirOf(path string) string { return filepath.Dir(path) }
+
+// ensureDir creates a runtime directory: private unless we are root.
+func ensureDir(dir string) error {
+	mode := os.FileMode(0o700)
+	if os.Geteuid() == 0 {
+		mode = 0o755
+	}
+	return rundir.Ensure(dir, mode)
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
