@@ -296,6 +296,10 @@ type ServerStats struct {
 	After  RequestStats // queries with after, without follow
 	Follow RequestStats // queries with follow
 
+	// Durations of the latest and after queries that ended with E, from
+	// the start of the response to its last frame; follows are not timed.
+	LatestDuration, AfterDuration DurationStats
+
 	FollowersActive int64  // follows running now
 	RecordsSent     uint64 // records sent in B frames
 	RecordsLost     uint64 // records reported lost in L frames: queries (mostly follows) overtaken by the writer
@@ -310,6 +314,50 @@ type counters struct {
 	followers     atomic.Int64
 	sent          atomic.Uint64
 	lost          atomic.Uint64
+	durations     [numKinds]durationHistogram
+}
+
+// DurationBuckets are the upper bounds, in seconds, of the request
+// duration histogram in ServerStats.
+var DurationBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// DurationStats is a histogram of request durations: Counts[i] requests took
+// at most DurationBuckets[i] seconds (cumulative); Count and Sum cover all.
+type DurationStats struct {
+	Counts [len(DurationBuckets)]uint64
+	Count  uint64
+	Sum    float64 // seconds
+}
+
+// durationHistogram records durations without locks or allocation.
+type durationHistogram struct {
+	buckets [len(DurationBuckets)]atomic.Uint64 // not cumulative
+	count   atomic.Uint64
+	sumNs   atomic.Int64
+}
+
+func (h *durationHistogram) observe(d time.Duration) {
+	sec := d.Seconds()
+	for i, ub := range DurationBuckets {
+		if sec <= ub {
+			h.buckets[i].Add(1)
+			break
+		}
+	}
+	h.sumNs.Add(int64(d))
+	h.count.Add(1)
+}
+
+func (h *durationHistogram) snapshot() DurationStats {
+	var s DurationStats
+	var cum uint64
+	for i := range h.buckets {
+		cum += h.buckets[i].Load()
+		s.Counts[i] = cum
+	}
+	s.Count = h.count.Load()
+	s.Sum = time.Duration(h.sumNs.Load()).Seconds()
+	return s
 }
 
 type kind int
@@ -360,6 +408,8 @@ func (s *Server) Stats() ServerStats {
 		Latest:          req(kindLatest),
 		After:           req(kindAfter),
 		Follow:          req(kindFollow),
+		LatestDuration:  c.durations[kindLatest].snapshot(),
+		AfterDuration:   c.durations[kindAfter].snapshot(),
 		FollowersActive: c.followers.Load(),
 		RecordsSent:     c.sent.Load(),
 		RecordsLost:     c.lost.Load(),
@@ -625,6 +675,7 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 	if req.Follow {
 		s.stats.followers.Add(1)
 	}
+	start := time.Now()
 	end, err := Run(ctx, s.r, *req, c.h)
 	if req.Follow {
 		s.stats.followers.Add(-1)
@@ -653,7 +704,11 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 	s.stats.requests[k][outcomeOK].Add(1)
 	c.sendBatch()
 	c.writeFrame(FrameEnd, marshalJSON(end))
-	return c.flushWriter() == nil
+	ok := c.flushWriter() == nil
+	if !req.Follow {
+		s.stats.durations[k].observe(time.Since(start))
+	}
+	return ok
 }
 
 // sendError writes an X frame; it returns false if the connection broke.

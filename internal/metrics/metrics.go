@@ -1,0 +1,208 @@
+// Package metrics exports collectord's state to Prometheus.
+//
+// Everything is read at scrape time from the counters the daemon's parts
+// already keep (ingest.Stats, shmring.Stats, query.ServerStats,
+// UpgradeStats), so metrics cost nothing per datagram. The registry is the
+// daemon's own (never the global one) and also carries the standard Go and
+// process collectors.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/pkg/query"
+	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// UpgradeStats counts in-place upgrades started by this process and
+// describes the handover this process took part in as the new one.
+type UpgradeStats struct {
+	Succeeded, Failed uint64
+	// HandoffSeconds is the time no process read the datagram socket
+	// during the upgrade that started this process; 0 if none.
+	HandoffSeconds float64
+}
+
+// Sources are the functions a scrape reads. A nil function exports nothing
+// for that part.
+type Sources struct {
+	Ingest   func() ingest.Stats
+	Ring     func() shmring.Stats
+	Query    func() query.ServerStats
+	Upgrades func() UpgradeStats
+}
+
+// NewRegistry returns a registry with collectord's metrics, build info and
+// the Go and process collectors.
+func NewRegistry(src Sources) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfo(),
+		&collector{src: src},
+	)
+	return reg
+}
+
+// Handler serves /metrics from reg, /healthz (the process answers) and
+// /readyz (ready() returns nil: ingesting).
+func Handler(reg *prometheus.Registry, ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+func newBuildInfo() prometheus.Collector {
+	version, revision := "(devel)", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "collectord_build_info",
+		Help:        "Build information about the running collectord; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	return g
+}
+
+var (
+	descDatagrams = prometheus.NewDesc("collectord_ingest_datagrams_total",
+		"Datagrams stored in the ring, by detected format.", []string{"format"}, nil)
+	descBytes = prometheus.NewDesc("collectord_ingest_bytes_total",
+		"Bytes of the datagrams stored (memfd contents included), by detected format.", []string{"format"}, nil)
+	descAnomalies = prometheus.NewDesc("collectord_ingest_anomalies_total",
+		"Datagrams stored flagged (truncated, malformed, invalid_utf8, entry_too_large, no_credentials) or dropped (empty), and passed descriptors rejected, by reason.", []string{"reason"}, nil)
+	descBatches = prometheus.NewDesc("collectord_ingest_batches_total",
+		"Ring commits (one recvmmsg batch each).", nil, nil)
+
+	descRingCapacityBytes = prometheus.NewDesc("collectord_ring_capacity_bytes",
+		"Size of the ring's data area.", nil, nil)
+	descRingCapacityRecords = prometheus.NewDesc("collectord_ring_capacity_records",
+		"Most records the ring can hold at once.", nil, nil)
+	descRingUsedBytes = prometheus.NewDesc("collectord_ring_used_bytes",
+		"Data bytes held by live records.", nil, nil)
+	descRingRecords = prometheus.NewDesc("collectord_ring_records",
+		"Records held in the ring.", nil, nil)
+	descRingHead = prometheus.NewDesc("collectord_ring_head_sequence",
+		"Sequence number the next record will get.", nil, nil)
+	descRingOldest = prometheus.NewDesc("collectord_ring_oldest_sequence",
+		"Sequence number of the oldest record held.", nil, nil)
+	descRingOverwritten = prometheus.NewDesc("collectord_ring_overwritten_records_total",
+		"Records overwritten to make room since the ring was created.", nil, nil)
+
+	descConnsOpen = prometheus.NewDesc("collectord_query_connections",
+		"Query connections being served.", nil, nil)
+	descConnsTotal = prometheus.NewDesc("collectord_query_connections_total",
+		"Query connections accepted.", nil, nil)
+	descConnsRejected = prometheus.NewDesc("collectord_query_connections_rejected_total",
+		"Query connections refused with busy because the server was full.", nil, nil)
+	descRequests = prometheus.NewDesc("collectord_query_requests_total",
+		"Query requests by kind (latest, after, follow) and result.", []string{"kind", "result"}, nil)
+	descDuration = prometheus.NewDesc("collectord_query_request_duration_seconds",
+		"Time to answer latest and after queries (follows are not timed), by kind.", []string{"kind"}, nil)
+	descFollowers = prometheus.NewDesc("collectord_query_followers",
+		"Follow queries running.", nil, nil)
+	descRecordsSent = prometheus.NewDesc("collectord_query_records_sent_total",
+		"Records sent to query clients.", nil, nil)
+	descRecordsLost = prometheus.NewDesc("collectord_query_records_lost_total",
+		"Records overwritten before a query (mostly a slow follower) could read them.", nil, nil)
+
+	descUpgrades = prometheus.NewDesc("collectord_upgrades_total",
+		"In-place upgrades started by this process, by result.", []string{"result"}, nil)
+	descHandoff = prometheus.NewDesc("collectord_upgrade_handoff_seconds",
+		"Time no process read the datagram socket during the upgrade that started this process.", nil, nil)
+)
+
+// collector reads the sources at scrape time.
+type collector struct{ src Sources }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if c.src.Ingest != nil {
+		s := c.src.Ingest()
+		for f := range ingest.NumFormats {
+			name := record.Format(f).String()
+			counter(descDatagrams, float64(s.Datagrams[f]), name)
+			counter(descBytes, float64(s.Bytes[f]), name)
+		}
+		for _, r := range ingest.Reasons {
+			counter(descAnomalies, float64(s.Reasons[r]), r)
+		}
+		counter(descBatches, float64(s.Batches))
+	}
+	if c.src.Ring != nil {
+		s := c.src.Ring()
+		gauge(descRingCapacityBytes, float64(s.Size))
+		gauge(descRingCapacityRecords, float64(s.Records))
+		gauge(descRingUsedBytes, float64(s.BytesUsed))
+		gauge(descRingRecords, float64(s.Head-s.Oldest))
+		gauge(descRingHead, float64(s.Head))
+		gauge(descRingOldest, float64(s.Oldest))
+		counter(descRingOverwritten, float64(s.Oldest-shmring.FirstSeq))
+	}
+	if c.src.Query != nil {
+		s := c.src.Query()
+		gauge(descConnsOpen, float64(s.ConnsOpen))
+		counter(descConnsTotal, float64(s.ConnsTotal))
+		counter(descConnsRejected, float64(s.ConnsRejected))
+		for kind, rs := range map[string]query.RequestStats{"latest": s.Latest, "after": s.After, "follow": s.Follow} {
+			counter(descRequests, float64(rs.OK), kind, "ok")
+			counter(descRequests, float64(rs.BadRequest), kind, "bad_request")
+			counter(descRequests, float64(rs.Limit), kind, "limit")
+			counter(descRequests, float64(rs.Failed), kind, "failed")
+		}
+		for kind, d := range map[string]query.DurationStats{"latest": s.LatestDuration, "after": s.AfterDuration} {
+			buckets := make(map[float64]uint64, len(d.Counts))
+			for i, ub := range query.DurationBuckets {
+				buckets[ub] = d.Counts[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(descDuration, d.Count, d.Sum, buckets, kind)
+		}
+		gauge(descFollowers, float64(s.FollowersActive))
+		counter(descRecordsSent, float64(s.RecordsSent))
+		counter(descRecordsLost, float64(s.RecordsLost))
+	}
+	if c.src.Upgrades != nil {
+		s := c.src.Upgrades()
+		counter(descUpgrades, float64(s.Succeeded), "succeeded")
+		counter(descUpgrades, float64(s.Failed), "failed")
+		gauge(descHandoff, s.HandoffSeconds)
+	}
+}
+

@@ -1,0 +1,106 @@
+package metrics
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/pkg/query"
+	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+func testSources() Sources {
+	return Sources{
+		Ingest: func() ingest.Stats {
+			s := ingest.Stats{Reasons: map[string]uint64{ingest.ReasonTruncated: 2}, Batches: 7}
+			s.Datagrams[record.FormatRFC3164] = 40
+			s.Bytes[record.FormatRFC3164] = 4000
+			return s
+		},
+		Ring: func() shmring.Stats {
+			return shmring.Stats{Size: 1 << 20, Records: 8192, Head: 101, Oldest: 11, BytesUsed: 5000}
+		},
+		Query: func() query.ServerStats {
+			s := query.ServerStats{ConnsOpen: 2, ConnsTotal: 9, RecordsSent: 300}
+			s.Latest.OK = 5
+			s.LatestDuration.Count, s.LatestDuration.Sum = 5, 0.01
+			for i := range s.LatestDuration.Counts {
+				s.LatestDuration.Counts[i] = 5
+			}
+			return s
+		},
+		Upgrades: func() UpgradeStats { return UpgradeStats{Succeeded: 3, HandoffSeconds: 0.0008} },
+	}
+}
+
+func scrape(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+func TestMetricsExposition(t *testing.T) {
+	reg := NewRegistry(testSources())
+	h := Handler(reg, func() error { return nil })
+	code, body := scrape(t, h, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`collectord_ingest_datagrams_total{format="rfc3164"} 40`,
+		`collectord_ingest_bytes_total{format="rfc3164"} 4000`,
+		`collectord_ingest_anomalies_total{reason="truncated"} 2`,
+		`collectord_ingest_batches_total 7`,
+		`collectord_ring_capacity_bytes 1.048576e+06`,
+		`collectord_ring_records 90`,
+		`collectord_ring_head_sequence 101`,
+		`collectord_ring_oldest_sequence 11`,
+		`collectord_ring_overwritten_records_total 10`,
+		`collectord_query_connections 2`,
+		`collectord_query_requests_total{kind="latest",result="ok"} 5`,
+		`collectord_query_request_duration_seconds_count{kind="latest"} 5`,
+		`collectord_query_records_sent_total 300`,
+		`collectord_upgrades_total{result="succeeded"} 3`,
+		`collectord_upgrade_handoff_seconds 0.0008`,
+		`collectord_build_info{`,
+		`go_goroutines `,
+		`process_open_fds `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus)")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	ready := errors.New("ring not open")
+	h := Handler(NewRegistry(Sources{}), func() error { return ready })
+	if code, _ := scrape(t, h, "/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code, body := scrape(t, h, "/readyz"); code != 503 || !strings.Contains(body, "ring not open") {
+		t.Fatalf("/readyz not ready = %d %q", code, body)
+	}
+	ready = nil
+	if code, _ := scrape(t, h, "/readyz"); code != 200 {
+		t.Fatalf("/readyz ready = %d", code)
+	}
+}
