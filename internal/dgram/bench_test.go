@@ -97,7 +97,7 @@ func benchmarkReceive(b *testing.B, batch, senders int) {
 // the timer stopped a sender fills the queue with min(64, max_dgram_qlen+1)
 // 100-byte datagrams, then the timer runs while Receive drains them. One op
 // is one datagram. With the kernel default max_dgram_qlen of 10 a fill is
-// 11 datagrams; raise the sysctl (see BenchmarkReceive) to see full batches.
+// about 11 datagrams; raise the sysctl (see BenchmarkReceive) to see full batches.
 func BenchmarkReceiveDrain(b *testing.B) {
 	qlen, err := MaxDgramQlen()
 	if err != nil {

@@ -61,8 +61,9 @@
 //     receiver's SO_RCVBUF (a socket with a 2304-byte SO_RCVBUF was
 //     measured holding 1 MB). Once the queue holds more than
 //     max_dgram_qlen datagrams, senders block or get EAGAIN. The kernel
-//     default is 10, which also caps what one Receive can return (11);
-//     systemd raises it to 512 at boot. Listen still sets SO_RCVBUF as
+//     default is 10 (systemd raises it to 512 at boot): a burst beyond 11
+//     queued datagrams blocks its sender. One Receive can still return
+//     more, since blocked senders refill the queue while recvmmsg drains it. Listen still sets SO_RCVBUF as
 //     configured, which costs nothing, but it does not absorb bursts.
 //   - Memory: a Receiver holds BatchSize*MaxDatagram bytes of buffers
 //     (16 MiB with the defaults). Only pages that datagrams actually touch

@@ -1,0 +1,313 @@
+//go:build linux
+
+// Command loadgen floods a collectord datagram socket with numbered log
+// messages and reports how fast they went out.
+//
+//	loadgen -socket PATH [-senders N] [-size BYTES] [-count M]
+//	        [-format rfc3164|raw] [-nonblock] [-ring PATH] [-timeout D]
+//
+// Each sender is a goroutine with its own connected unixgram socket, as
+// separate client processes would have; it writes M datagrams of exactly
+// -size bytes with plain write(2) calls, like syslog(3) and logger(1). (Four
+// goroutines and four separate loadgen processes measured the same rates;
+// the goroutines share one pid, which is what the kernel stamps on every
+// datagram.) Every datagram names its sender and carries a per-sender
+// sequence number:
+//
+//	rfc3164: <13>Nov 24 22:31:11 loadgen[PID]: s=3 n=000123 xxxx...
+//	raw:     s=3 n=000123 xxxx...
+//
+// so that bench/ingest/verify can prove every one was stored once, in
+// order. The socket is blocking by default: a full receive queue
+// (net.unix.max_dgram_qlen) stalls the sender in the kernel, so the send
+// rate equals what the receiver takes. With -nonblock a sender that gets
+// EAGAIN counts it, waits in poll(2) until the queue has room and sends the
+// same datagram again: nothing is dropped either way.
+//
+// All sockets are connected before the clock starts, and the senders start
+// together. With -ring, loadgen also waits (futex, no polling) until the
+// daemon has published the last datagram to that ring file and reports the
+// time from the first send to that moment: the daemon's end-to-end ingest
+// rate. A write that blocks longer than -timeout, or a ring that does not
+// reach the count within -timeout, is an error (exit 1), so a run always ends.
+//
+// It prints one line of JSON (see result) on stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// result is what loadgen prints. Rates are datagrams per second.
+type result struct {
+	Senders int    `json:"senders"`
+	Size    int    `json:"size"`
+	Count   int    `json:"count"` // per sender
+	Format  string `json:"format"`
+	PID     int    `json:"pid"` // the credentials every datagram carries
+	Sent    int    `json:"sent"`
+	// StartUnixNano is the wall-clock time just before the first send, so
+	// that a receiver in another process can time itself from it.
+	StartUnixNano int64   `json:"start_unix_nano"`
+	Elapsed       float64 `json:"elapsed"` // seconds from the first send to the last one returning
+	Rate          float64 `json:"rate"`    // Sent / Elapsed
+	EAGAIN        uint64  `json:"eagain"`  // nonblocking writes refused (then retried)
+	// With -ring: seconds from the first send until the ring's head passed
+	// the last datagram, and Sent divided by that.
+	StoredElapsed float64 `json:"stored_elapsed,omitempty"`
+	StoredRate    float64 `json:"stored_rate,omitempty"`
+}
+
+type config struct {
+	socket   string
+	senders  int
+	size     int
+	count    int
+	format   string
+	nonblock bool
+	ring     string
+	timeout  time.Duration
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.socket, "socket", "", "collectord datagram socket `path` (required)")
+	flag.IntVar(&c.senders, "senders", 1, "concurrent senders, each with its own socket")
+	flag.IntVar(&c.size, "size", 100, "datagram size in `bytes`, exactly")
+	flag.IntVar(&c.count, "count", 100000, "datagrams per sender")
+	flag.StringVar(&c.format, "format", "rfc3164", "message format: rfc3164 or raw")
+	flag.BoolVar(&c.nonblock, "nonblock", false, "nonblocking sockets: count EAGAIN, wait for room and resend")
+	flag.StringVar(&c.ring, "ring", "", "ring file `path`: also wait until the daemon has published every datagram")
+	flag.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long without progress on a write, or waiting for the ring")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fatalf("unexpected argument %q", flag.Arg(0))
+	}
+	res, err := run(c)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	out, _ := json.Marshal(res)
+	fmt.Println(string(out))
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func run(c config) (result, error) {
+	switch {
+	case c.socket == "":
+		return result{}, errors.New("-socket is required")
+	case c.senders < 1 || c.senders > 1024:
+		return result{}, fmt.Errorf("-senders %d: must be between 1 and 1024", c.senders)
+	case c.count < 1 || c.count > 1e9:
+		return result{}, fmt.Errorf("-count %d: must be between 1 and 1e9", c.count)
+	case c.format != "rfc3164" && c.format != "raw":
+		return result{}, fmt.Errorf("-format %q: must be rfc3164 or raw", c.format)
+	case c.timeout <= 0:
+		return result{}, fmt.Errorf("-timeout %v: must be positive", c.timeout)
+	}
+	pid := os.Getpid()
+	stamp := time.Now().Format(time.Stamp)
+	senders := make([]*sender, c.senders)
+	defer func() {
+		for _, s := range senders {
+			if s != nil {
+				unix.Close(s.fd)
+			}
+		}
+	}()
+	for i := range senders {
+		msg, seqOff, err := message(c.format, stamp, pid, i, c.count, c.size)
+		if err != nil {
+			return result{}, err
+		}
+		fd, err := dial(c.socket, c.nonblock, c.timeout)
+		if err != nil {
+			return result{}, fmt.Errorf("sender %d: %w", i, err)
+		}
+		senders[i] = &sender{fd: fd, msg: msg, seqOff: seqOff, seqLen: seqWidth(c.count)}
+	}
+
+	var ring *shmring.Reader
+	var head0 uint64
+	if c.ring != "" {
+		r, err := shmring.OpenReader(c.ring)
+		if err != nil {
+			return result{}, err
+		}
+		defer r.Close()
+		ring, head0 = r, r.Head()
+	}
+
+	start := make(chan struct{})
+	errs := make([]error, len(senders))
+	var wg sync.WaitGroup
+	for i, s := range senders {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.send(c.count, c.nonblock, c.timeout)
+		})
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(t0)
+	if err := errors.Join(errs...); err != nil {
+		return result{}, err
+	}
+
+	total := c.senders * c.count
+	res := result{
+		Senders: c.senders, Size: c.size, Count: c.count, Format: c.format, PID: pid,
+		Sent: total, StartUnixNano: t0.UnixNano(),
+		Elapsed: elapsed.Seconds(), Rate: float64(total) / elapsed.Seconds(),
+	}
+	for _, s := range senders {
+		res.EAGAIN += s.eagain
+	}
+	if ring != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		last := head0 + uint64(total) - 1
+		if err := ring.Wait(ctx, last); err != nil {
+			return result{}, fmt.Errorf("wait for ring %s to publish seq %d (head %d): %w", c.ring, last, ring.Head(), err)
+		}
+		stored := time.Since(t0)
+		res.StoredElapsed = stored.Seconds()
+		res.StoredRate = float64(total) / stored.Seconds()
+	}
+	return res, nil
+}
+
+// sender is one client socket and its datagram, whose sequence digits are
+// rewritten in place before each send.
+type sender struct {
+	fd             int
+	msg            []byte
+	seqOff, seqLen int
+	eagain         uint64
+}
+
+// send writes count datagrams numbered 0..count-1, in order.
+func (s *sender) send(count int, nonblock bool, timeout time.Duration) error {
+	digits := s.msg[s.seqOff : s.seqOff+s.seqLen]
+	for n := range count {
+		putDigits(digits, n)
+		if err := s.write(nonblock, timeout); err != nil {
+			return fmt.Errorf("send datagram %d: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// write sends s.msg once. A blocking socket has SO_SNDTIMEO set to timeout,
+// so a receiver that stops reading turns into EAGAIN here instead of a hang.
+func (s *sender) write(nonblock bool, timeout time.Duration) error {
+	var deadline time.Time
+	for {
+		n, err := unix.Write(s.fd, s.msg)
+		switch {
+		case err == nil && n == len(s.msg):
+			return nil
+		case err == nil:
+			return fmt.Errorf("short write: %d of %d bytes", n, len(s.msg))
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && nonblock:
+			s.eagain++
+			if deadline.IsZero() {
+				deadline = time.Now().Add(timeout)
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				return fmt.Errorf("receive queue still full after %v", timeout)
+			}
+			pfd := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+			if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+				return fmt.Errorf("poll: %w", err)
+			}
+		case err == unix.EAGAIN:
+			return fmt.Errorf("write blocked longer than %v (SO_SNDTIMEO): %w", timeout, err)
+		default:
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+}
+
+// dial returns a unixgram socket connected to path: blocking, with a send
+// timeout, unless nonblock.
+func dial(path string, nonblock bool, timeout time.Duration) (int, error) {
+	typ := unix.SOCK_DGRAM | unix.SOCK_CLOEXEC
+	if nonblock {
+		typ |= unix.SOCK_NONBLOCK
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, typ, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	if !nonblock {
+		tv := unix.NsecToTimeval(timeout.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("set SO_SNDTIMEO: %w", err)
+		}
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// seqWidth is the number of digits every sequence number is written with:
+// enough for count-1, at least 6, so all datagrams have the same size.
+func seqWidth(count int) int {
+	return max(6, len(strconv.Itoa(count-1)))
+}
+
+// message builds sender id's datagram of exactly size bytes and returns the
+// offset of its sequence digits (all zero for now).
+func message(format, stamp string, pid, id, count, size int) ([]byte, int, error) {
+	var prefix string
+	if format == "rfc3164" {
+		prefix = fmt.Sprintf("<13>%s loadgen[%d]: ", stamp, pid)
+	}
+	prefix += "s=" + strconv.Itoa(id) + " n="
+	body := prefix + strings.Repeat("0", seqWidth(count))
+	if size < len(body) {
+		return nil, 0, fmt.Errorf("-size %d: the %s header needs at least %d bytes", size, format, len(body))
+	}
+	msg := make([]byte, size)
+	copy(msg, body)
+	if size > len(body) {
+		msg[len(body)] = ' '
+		for i := len(body) + 1; i < size; i++ {
+			msg[i] = 'x'
+		}
+	}
+	return msg, len(prefix), nil
+}
+
+// putDigits writes n in decimal, zero-padded to fill b.
+func putDigits(b []byte, n int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+}
