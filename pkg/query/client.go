@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Client defaults, used for zero DialOptions fields.
@@ -35,8 +37,15 @@ type DialOptions struct {
 	// Default DefaultClientName.
 	Client string
 	// TraceParent is the W3C trace context of the caller's span for the
-	// connection. Default none.
+	// connection. Default: the span in Dial's context, if any; else none.
 	TraceParent string
+	// TracerProvider traces queries: each Query is a client span, a child
+	// of the span in its context, whose W3C trace context the request
+	// carries so that the server's span joins the same trace. Default
+	// nil: no spans, and no tracing work beyond forwarding the span
+	// already in a Query's context (or Dial's, for the hello), if any.
+	// A noop provider counts as nil.
+	TracerProvider trace.TracerProvider
 	// DialContext opens the connection. Default: a net.Dialer's.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Timeout bounds each frame read or write. Default DefaultTimeout (1m).
@@ -77,6 +86,7 @@ type Client struct {
 	fr    *FrameReader
 	opts  DialOptions
 	hello HelloReply
+	tr    clientTracing
 
 	mu     sync.Mutex // held for a whole Query
 	broken error      // set when the connection cannot be used any more
@@ -106,6 +116,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		fr:   NewFrameReader(bufio.NewReaderSize(nc, 16<<10), MaxServerFrame),
 		opts: opts,
 	}
+	c.initTracing(ctx, addr)
 	if err := c.handshake(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("dial query server %s: %w", addr, err)
@@ -189,7 +200,15 @@ func (c *Client) Hello() HelloReply { return c.hello }
 //     and the server did not answer in time); the client is unusable and
 //     later calls return the same error. Reconnect and resume after the
 //     last record received.
-func (c *Client) Query(ctx context.Context, req Request, h Handler) (End, error) {
+//
+// With DialOptions.TracerProvider, each Query is a client span (see
+// "Tracing" in the package doc) whose W3C trace context replaces
+// req.TraceParent; the span's parent is the span in ctx or, when ctx has
+// none, the caller's req.TraceParent. Without it, Query sets an empty
+// req.TraceParent from the span in ctx, if any.
+func (c *Client) Query(ctx context.Context, req Request, h Handler) (end End, err error) {
+	span := c.startQuerySpan(ctx, &req, &h)
+	defer func() { span.end(end, err) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {

@@ -57,5 +57,34 @@
 // max_n records (1,000,000 by default). With a filter, the records of a
 // "latest N" query are examined twice, once backwards to find where they
 // start and once forwards to send them.
-// The traceparent of hellos and queries is accepted but not yet used.
+//
+// # Tracing
+//
+// Options.TracerProvider and DialOptions.TracerProvider (OpenTelemetry;
+// nil or a noop provider: off) make one trace cover a query on both ends,
+// carried by the W3C traceparent of the request (docs/PROTOCOL.md):
+//
+//   - Client.Query is a client span named "<client> query" ("logctl
+//     query"), a child of the span in its context, and sends the span's
+//     traceparent with the request. tracestate is not carried: the
+//     protocol has no place for it.
+//   - The Server makes each Q frame a server span named "collectord query",
+//     a child of the request's traceparent or, failing that, the hello's.
+//     It ends when the response's last frame is written: for a follow,
+//     when the follow ends.
+//
+// Spans carry collectord.query.kind (latest, after or follow), .id, .n,
+// .after and .filter (the filter as JSON, cut to 512 bytes) from the
+// request; at the end .records_sent (server) or .records_received
+// (client), .records_lost, and either .end_reason and .cursor from the E
+// frame, or an error status with .error_code from the X frame (or the
+// connection's failure). The server adds client.address, client.port and
+// collectord.query.client (the hello's client name), the client
+// server.address and server.port. A response cut short by a cancel ends
+// with reason cancelled and is not an error.
+//
+// Tracing costs one span per query, never work per record. Off, it costs
+// nothing: no span, no allocation, no attribute is built. The client then
+// still forwards the span already in its context, if any, so that a
+// traced server joins the caller's trace.
 package query

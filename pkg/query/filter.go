@@ -41,6 +41,14 @@ type Filter struct {
 	// Fields keeps records that have, for each key, a structured field
 	// with that key and exactly that value.
 	Fields map[string]string `json:"fields,omitempty"`
+	// TraceID keeps records that carry this W3C trace id (32 lowercase
+	// hex digits) in a structured field under one of the usual keys,
+	// compared without regard to case: trace_id, traceId, TRACE_ID
+	// (journald), trace.id (Elastic Common Schema), or any key ending in
+	// ".trace_id" or ".traceId" (otel.trace_id, an RFC 5424 SD param such
+	// as "otel@32473.trace_id"). The field's value may be in upper case.
+	// Empty is no condition.
+	TraceID string `json:"trace_id,omitempty"`
 	// Grep keeps records whose message matches this RE2 regular expression
 	// (Go regexp syntax).
 	Grep string `json:"grep,omitempty"`
@@ -52,7 +60,7 @@ type Filter struct {
 // record (and is left out of a request's JSON).
 func (f Filter) IsZero() bool {
 	return f.Priority == nil && len(f.Facility) == 0 && f.Tag == "" && f.PID == nil && f.UID == nil &&
-		f.Since == 0 && f.Until == 0 && len(f.Fields) == 0 && f.Grep == ""
+		f.Since == 0 && f.Until == 0 && len(f.Fields) == 0 && f.Grep == "" && f.TraceID == ""
 }
 
 // compiledFilter is a Filter in the form Match uses.
@@ -63,6 +71,7 @@ type compiledFilter struct {
 	maxSev    uint8  // 7 when no condition
 	facMask   uint32 // bit f set: facility f matches; all ones when no condition
 	fields    []fieldCond
+	traceID   string // validated: 32 lowercase hex digits, or empty
 	re        *regexp.Regexp
 }
 
@@ -107,6 +116,12 @@ func (f *Filter) Compile() error {
 		}
 		sort.Slice(c.fields, func(i, j int) bool { return bytes.Compare(c.fields[i].key, c.fields[j].key) < 0 })
 	}
+	if f.TraceID != "" {
+		if err := validTraceID(f.TraceID); err != nil {
+			return filterError("trace_id", err)
+		}
+		c.traceID = f.TraceID
+	}
 	if f.Grep != "" {
 		re, err := regexp.Compile(f.Grep)
 		if err != nil {
@@ -115,7 +130,7 @@ func (f *Filter) Compile() error {
 		c.re = re
 	}
 	c.needEntry = f.Priority != nil || len(f.Facility) > 0 || f.Tag != "" || f.PID != nil ||
-		f.UID != nil || len(c.fields) > 0 || c.re != nil
+		f.UID != nil || len(c.fields) > 0 || c.traceID != "" || c.re != nil
 	c.all = !c.needEntry && f.Since == 0 && f.Until == 0
 	c.ok = true
 	f.c = c
@@ -159,6 +174,9 @@ func (f *Filter) Match(t int64, e *record.Entry) bool {
 		if !hasField(e, &c.fields[i]) {
 			return false
 		}
+	}
+	if c.traceID != "" && !hasTraceID(e, c.traceID) {
+		return false
 	}
 	return c.re == nil || c.re.Match(e.Message)
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
@@ -75,6 +77,11 @@ type Options struct {
 	// Logger receives connection-level events. Default: nil, which
 	// discards them.
 	Logger *slog.Logger
+	// TracerProvider traces queries: each Q frame is a server span, the
+	// child of the client span its request's traceparent names (or its
+	// hello's). Default nil: no tracing and no tracing work at all. A
+	// noop provider counts as nil.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -113,9 +120,10 @@ func (o Options) withDefaults() Options {
 // Every goroutine the Server starts ends before Shutdown returns. The
 // Reader must stay open until then.
 type Server struct {
-	r    *shmring.Reader
-	opts Options
-	log  *slog.Logger
+	r      *shmring.Reader
+	opts   Options
+	log    *slog.Logger
+	tracer trace.Tracer // nil: tracing off
 
 	// ctx is cancelled with ErrShutdown by Shutdown: queries derive from it.
 	ctx    context.Context
@@ -139,6 +147,7 @@ func NewServer(r *shmring.Reader, opts Options) *Server {
 		r:         r,
 		opts:      opts,
 		log:       opts.Logger,
+		tracer:    newTracer(opts.TracerProvider),
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -429,6 +438,10 @@ type conn struct {
 	batch batchWriter
 	werr  error // the first write error: the connection is broken
 
+	hello       Hello  // the client's hello
+	recordsSent uint64 // records sent in B frames, for query spans
+	recordsLost uint64 // records reported lost in L frames, for query spans
+
 	queries    chan pendingQuery // from the reader; closed when it stops
 	readerDone chan struct{}     // closed when the reader goroutine has ended
 
@@ -544,6 +557,7 @@ func (c *conn) handshake() *Error {
 		return &Error{Code: CodeVersion, Message: fmt.Sprintf("client speaks protocol version %d, this server speaks version %d", hello.Protocol, Version)}
 	}
 	c.nc.SetReadDeadline(time.Time{})
+	c.hello = hello
 	if hello.Client != "" {
 		c.log = c.log.With("client", hello.Client)
 	}
@@ -651,13 +665,15 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 	}()
 	req := &pq.req
 	k := kindOf(req)
+	span := c.startQuerySpan(req)
+	defer span.finish(c)
 	if pq.err != nil {
 		s.stats.requests[k][outcomeBadRequest].Add(1)
-		return c.sendError(&Error{ID: req.ID, Code: CodeBadRequest, Message: pq.err.Error()})
+		return c.sendError(span.answer(&Error{ID: req.ID, Code: CodeBadRequest, Message: pq.err.Error()}))
 	}
 	if req.N != nil && *req.N > s.opts.MaxN {
 		s.stats.requests[k][outcomeLimit].Add(1)
-		return c.sendError(&Error{ID: req.ID, Code: CodeLimit, Message: fmt.Sprintf("n %d exceeds max_n %d", *req.N, s.opts.MaxN)})
+		return c.sendError(span.answer(&Error{ID: req.ID, Code: CodeLimit, Message: fmt.Sprintf("n %d exceeds max_n %d", *req.N, s.opts.MaxN)}))
 	}
 
 	ctx, cancel := context.WithCancelCause(s.ctx)
@@ -689,19 +705,22 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 	case c.werr != nil:
 		s.stats.requests[k][outcomeFailed].Add(1)
 		c.log.Debug("client stopped reading", "err", c.werr)
+		span.broke(c.werr)
 		return false
 	case readErr != nil:
 		// The client left or broke the protocol mid-response.
 		s.stats.requests[k][outcomeFailed].Add(1)
+		span.broke(readErr)
 		return false
 	case err != nil:
 		s.stats.requests[k][outcomeFailed].Add(1)
 		c.log.Warn("query failed", "err", err)
 		c.sendBatch()
-		c.sendError(&Error{ID: req.ID, Code: CodeInternal, Message: err.Error()})
+		c.sendError(span.answer(&Error{ID: req.ID, Code: CodeInternal, Message: err.Error()}))
 		return false
 	}
 	s.stats.requests[k][outcomeOK].Add(1)
+	span.done(end)
 	c.sendBatch()
 	c.writeFrame(FrameEnd, marshalJSON(end))
 	ok := c.flushWriter() == nil
@@ -785,6 +804,7 @@ func (c *conn) record(r Record) error {
 func (c *conn) lost(lost, next uint64) error {
 	c.sendBatch()
 	c.s.stats.lost.Add(lost)
+	c.recordsLost += lost
 	var body [lostBodySize]byte
 	binary.LittleEndian.PutUint64(body[:], lost)
 	binary.LittleEndian.PutUint64(body[8:], next)
@@ -812,6 +832,7 @@ func (c *conn) sendBatch() error {
 	n := c.batch.n
 	err := c.write(c.batch.frame())
 	c.s.stats.sent.Add(uint64(n))
+	c.recordsSent += uint64(n)
 	if cap(c.batch.buf) > 4*batchTarget {
 		c.batch.buf = nil // a huge record grew it: give the memory back
 	}
