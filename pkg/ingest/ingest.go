@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -76,10 +75,7 @@ type Ingester struct {
 	entry  record.Entry
 	buf    []byte
 
-	datagrams [NumFormats]atomic.Uint64
-	bytes     [NumFormats]atomic.Uint64
-	reasons   map[string]*atomic.Uint64
-	batches   atomic.Uint64
+	counters // count_on.go; no-ops under the noinstrument tag (count_off.go)
 }
 
 // New creates an Ingester reading conn and writing w. conn must have
@@ -93,22 +89,19 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		return nil, err
 	}
 	in := &Ingester{
-		conn:    conn,
-		rx:      rx,
-		w:       w,
-		log:     opts.Logger,
-		now:     opts.Now,
-		buf:     make([]byte, 0, 4096),
-		reasons: make(map[string]*atomic.Uint64, len(Reasons)),
+		conn: conn,
+		rx:   rx,
+		w:    w,
+		log:  opts.Logger,
+		now:  opts.Now,
+		buf:  make([]byte, 0, 4096),
 	}
+	in.counters.init()
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
 	}
 	if in.now == nil {
 		in.now = time.Now
-	}
-	for _, r := range Reasons {
-		in.reasons[r] = new(atomic.Uint64)
 	}
 	return in, nil
 }
@@ -146,7 +139,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		// Counted before publishing, like the datagrams in store, so that
 		// a reader who sees a record also sees it in Stats.
-		in.batches.Add(1)
+		in.batch()
 		in.w.Publish()
 	}
 }
@@ -169,7 +162,7 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 				data, truncated = d, trunc
 			}
 		} else {
-			in.reasons[ReasonRejectedFD].Add(uint64(len(m.FDs)))
+			in.countN(ReasonRejectedFD, uint64(len(m.FDs)))
 		}
 		m.CloseFDs()
 	}
@@ -208,8 +201,7 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 	if f >= NumFormats {
 		f = int(record.FormatRaw)
 	}
-	in.datagrams[f].Add(1)
-	in.bytes[f].Add(uint64(len(data)))
+	in.stored(f, len(data))
 }
 
 // shrink cuts an entry that does not fit in one ring record: fields go
@@ -257,17 +249,9 @@ func cutAtRune(b []byte, n int) []byte {
 // maxEntry is the largest memfd entry read: what fits in one ring record.
 func (in *Ingester) maxEntry() int { return in.w.MaxPayload() }
 
-func (in *Ingester) count(reason string) { in.reasons[reason].Add(1) }
+func (in *Ingester) count(reason string) { in.countN(reason, 1) }
 
 // Stats returns the counters. It is safe to call from any goroutine.
-func (in *Ingester) Stats() Stats {
-	s := Stats{Reasons: make(map[string]uint64, len(in.reasons)), Batches: in.batches.Load()}
-	for i := range in.datagrams {
-		s.Datagrams[i] = in.datagrams[i].Load()
-		s.Bytes[i] = in.bytes[i].Load()
-	}
-	for r, c := range in.reasons {
-		s.Reasons[r] = c.Load()
-	}
-	return s
-}
+// Built with the noinstrument tag (for bench/instrument only) it returns
+// zeros.
+func (in *Ingester) Stats() Stats { return in.stats() }
