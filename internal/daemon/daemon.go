@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/sdnotify"
@@ -96,10 +99,18 @@ type daemon struct {
 	reader  *shmring.Reader // the published state, for queries and status
 	qs      *query.Server
 	metrics *http.Server
-	serving sync.WaitGroup // Serve goroutines of qs and metrics
+	// qln and mln are the servers' own copies of the query and metrics
+	// sockets, closed to stop accepting while the sockets stay open.
+	qln, mln net.Listener
+	serving  sync.WaitGroup // Serve goroutines of qs and metrics
+
+	stopStatus func() // stops statusLoop and waits for it; idempotent
 
 	handedOver bool // sockets and ring now belong to a new process
-	storedFDs  bool // our own sockets are in systemd's fd store
+	// socketFile is the datagram socket's path when this process must
+	// remove it on a clean stop: it (or the process it took over from)
+	// bound it, and it is not in systemd's fd store. "" otherwise.
+	socketFile string
 }
 
 func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
@@ -108,6 +119,8 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		d.log.Warn("ignoring a malformed upgrade handover", "err", err)
 		up = nil
 	}
+	inheritedSocketFile, _ := os.LookupEnv(envSocketFile)
+	os.Unsetenv(envSocketFile) // meant for this process only
 	var files map[string]*os.File
 	if up != nil {
 		files = up.Files()
@@ -130,12 +143,25 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		return fail(err)
 	}
 	defer d.closeSockets()
+	if d.socks.bound[NameIngest] {
+		d.socketFile = d.cfg.Socket
+	} else if up != nil {
+		d.socketFile = inheritedSocketFile
+	}
 	if qlen, err := dgram.MaxDgramQlen(); err == nil && qlen < recommendedQlen {
 		d.log.Warn("net.unix.max_dgram_qlen is low: senders will block or drop under load; install deploy/sysctl.d/50-collectord.conf",
 			"max_dgram_qlen", qlen, "recommended", recommendedQlen)
 	}
 
+	defer d.closeReader()
 	if up != nil {
+		// Map the ring read-only now, while the old process still writes
+		// it, so that taking over is only locking and mapping it for
+		// writing. A ring that does not exist yet (the configuration
+		// names another) is opened after the writer creates it.
+		if r, err := shmring.OpenReader(d.cfg.Ring); err == nil {
+			d.reader = r
+		}
 		if err := up.Ready(); err != nil {
 			return err
 		}
@@ -150,13 +176,12 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		return fail(err)
 	}
 	defer d.closeRing()
-	defer d.closeReader()
 	d.startIngest()
+	defer d.stopServers(context.WithoutCancel(ctx))
 	if err := d.startServers(); err != nil {
 		d.stopIngest()
 		return fail(err)
 	}
-	defer d.stopServers(context.WithoutCancel(ctx))
 
 	if up != nil {
 		if err := up.Running(); err != nil {
@@ -180,15 +205,20 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 	bg, stopBG := context.WithCancel(ctx)
 	var bgDone sync.WaitGroup
 	bgDone.Go(func() { d.statusLoop(bg) })
-	defer func() {
+	d.stopStatus = func() {
 		stopBG()
 		bgDone.Wait()
-	}()
+	}
+	defer d.stopStatus()
 
 	for {
 		select {
 		case <-ctx.Done():
 			d.notify.Stopping()
+			// Accept nothing more: under socket activation new
+			// connections wait in the backlog for the next instance
+			// instead of being greeted and told "shutdown".
+			d.stopAccepting()
 			err := d.stopIngest()
 			d.log.Info("collectord stopping", "stored", d.stored(), "next_seq", d.w.Stats().Head)
 			return err
@@ -310,21 +340,56 @@ func (d *daemon) startServers() error {
 			opts.Logger = d.log.With("component", "query")
 		}
 		d.qs = query.NewServer(d.reader, opts)
+	}
+	if d.socks.metrics != nil && d.cfg.Metrics != nil {
+		d.metrics = &http.Server{Handler: d.cfg.Metrics, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	}
+	return d.startAccepting()
+}
+
+// startAccepting makes the servers accept connections, each on its own
+// duplicate of its listening socket.
+func (d *daemon) startAccepting() error {
+	if d.qs != nil {
+		ln, err := dupListener(d.socks.query)
+		if err != nil {
+			return fmt.Errorf("query server: %w", err)
+		}
+		d.qln = ln
 		d.serving.Go(func() {
-			if err := d.qs.Serve(d.socks.query); err != nil {
+			if err := d.qs.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				d.log.Error("query server", "err", err)
 			}
 		})
 	}
-	if d.socks.metrics != nil && d.cfg.Metrics != nil {
-		d.metrics = &http.Server{Handler: d.cfg.Metrics, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	if d.metrics != nil {
+		ln, err := dupListener(d.socks.metrics)
+		if err != nil {
+			return fmt.Errorf("metrics server: %w", err)
+		}
+		d.mln = ln
 		d.serving.Go(func() {
-			if err := d.metrics.Serve(d.socks.metrics); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 				d.log.Error("metrics server", "err", err)
 			}
 		})
 	}
 	return nil
+}
+
+// stopAccepting closes the servers' duplicates of the listening sockets
+// and waits until they accept no more. Connections already accepted go on.
+// The sockets themselves stay open (d.socks holds them, and so does the
+// new process of an upgrade): connections made from now on wait in the
+// listen backlog for whoever accepts next, rather than being refused.
+func (d *daemon) stopAccepting() {
+	for _, ln := range []net.Listener{d.qln, d.mln} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	d.serving.Wait()
+	d.qln, d.mln = nil, nil
 }
 
 // stopServers ends every query (followers get an end frame with their
@@ -342,6 +407,32 @@ func (d *daemon) stopServers(ctx context.Context) {
 	}
 	d.serving.Wait()
 	d.qs, d.metrics = nil, nil
+	d.qln, d.mln = nil, nil
+}
+
+// dupListener returns a listener on a duplicate of l's descriptor. It
+// never calls os.File.Fd on a file that net created (which would switch
+// the shared socket to blocking mode): os.NewFile on a non-blocking
+// descriptor leaves it non-blocking.
+func dupListener(l net.Listener) (net.Listener, error) {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("duplicate listener: %T has no descriptor", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("duplicate listener: %w", err)
+	}
+	fd, dupErr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, fmt.Errorf("duplicate listener: %w", err)
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("duplicate listener: %w", dupErr)
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close()
+	return net.FileListener(f)
 }
 
 // storeFDs puts the sockets this process bound into systemd's fd store,
@@ -358,7 +449,9 @@ func (d *daemon) storeFDs() {
 			d.log.Warn("store socket in systemd's fd store", "name", f.Name, "err", err)
 			continue
 		}
-		d.storedFDs = true
+		if f.Name == NameIngest {
+			d.socketFile = "" // systemd keeps the socket, and so its file
+		}
 	}
 }
 
@@ -366,8 +459,8 @@ func (d *daemon) storeFDs() {
 // socket file when the socket dies with this process.
 func (d *daemon) closeSockets() {
 	d.socks.close()
-	if d.socks.bound[NameIngest] && !d.handedOver && !d.storedFDs {
-		os.Remove(d.cfg.Socket)
+	if d.socketFile != "" && !d.handedOver {
+		os.Remove(d.socketFile)
 	}
 }
 

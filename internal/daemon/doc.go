@@ -16,18 +16,34 @@
 //
 //	old process                         new process
 //	-----------                         -----------
-//	SIGHUP: RELOADING=1, start new  ->  acquire sockets, read config
+//	SIGHUP: RELOADING=1, start new  ->  acquire sockets, read config,
+//	                                    map the ring read-only
 //	                                <-  ready
+//	stop accepting connections
 //	stop reading, publish, unlock
 //	                                ->  released
 //	                                    lock ring, read socket, serve queries
 //	                                <-  running
-//	MAINPID=new, READY=1
+//	MAINPID=new, READY=1 (and no other notification from then on)
 //	end queries (followers get their cursor), exit
 //
 // Exactly one process reads the datagram socket and writes the ring at any
 // time. Datagrams sent during the handover wait in the socket's queue and TCP
-// connections in the listener's backlog: none is lost or refused. If the new
-// process fails at any step before it runs, it is killed and the old one
-// resumes. One upgrade runs at a time.
+// connections in the listener's backlog: none is lost or refused. The old
+// process stops accepting before it releases the ring, so a client that
+// connects during the handover is greeted by the new process rather than
+// by one about to say "shutdown" (the servers accept on duplicates of the
+// listening sockets, which closing leaves listening). It stops accepting
+// first on SIGTERM too: under socket activation, connections then wait for
+// the next instance. If the new process fails at any step before it runs,
+// it is killed and the old one resumes, accepting again. One upgrade runs
+// at a time.
+//
+// # The socket file
+//
+// A datagram socket the daemon bound is removed on a clean stop, unless
+// systemd keeps it in its fd store. An upgrade passes that duty on to the
+// new process (COLLECTORD_SOCKET_FILE in its environment), so an upgraded
+// daemon stops as cleanly as one that never was. A socket that was passed
+// in (socket activation) is never removed: its owner created the file.
 package daemon

@@ -25,7 +25,7 @@ func (d *daemon) upgrade(ctx context.Context) error {
 	}
 	d.notify.Reloading()
 	d.log.Info("upgrade: starting the new process", "exe", d.cfg.Exe)
-	child, err := upgrade.Start(d.cfg.Exe, d.cfg.Args, childEnv(), d.socks.named())
+	child, err := upgrade.Start(d.cfg.Exe, d.cfg.Args, childEnv(d.socketFile), d.socks.named())
 	if err != nil {
 		return fmt.Errorf("start %s: %w", d.cfg.Exe, err)
 	}
@@ -36,6 +36,10 @@ func (d *daemon) upgrade(ctx context.Context) error {
 		return fmt.Errorf("new process %d did not initialise: %w", child.PID(), err)
 	}
 
+	// Stop accepting: from now on new query connections wait in the
+	// backlog for the new process. Accepting on until the shutdown below
+	// would greet clients only to tell them "shutdown" moments later.
+	d.stopAccepting()
 	// Strict single-writer handover: stop reading, publish, release the
 	// ring lock; only then may the new process lock it and read.
 	if err := d.stopIngest(); err != nil {
@@ -52,10 +56,16 @@ func (d *daemon) upgrade(ctx context.Context) error {
 			return fmt.Errorf("new process failed (%v), and reopening the ring failed too: %w", err, rerr)
 		}
 		d.startIngest()
+		if aerr := d.startAccepting(); aerr != nil {
+			d.log.Error("resume accepting after a failed upgrade", "err", aerr)
+		}
 		return fmt.Errorf("new process %d failed to take over: %w", child.PID(), err)
 	}
 	d.handedOver = true
 	d.log.Info("upgrade: handed over", "new_pid", child.PID(), "ingest_stopped_unix_ns", stopped.UnixNano())
+	// The new process speaks to systemd from now on: no more STATUS= or
+	// WATCHDOG=1 from this one after MAINPID.
+	d.stopStatus()
 	d.notify.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=upgraded to pid %d", child.PID(), child.PID()))
 	// Finish in-flight batches; followers get their cursor and reconnect
 	// to the new process on the same listener.
@@ -63,16 +73,25 @@ func (d *daemon) upgrade(ctx context.Context) error {
 	return nil
 }
 
+// envSocketFile tells the new process of an upgrade that the datagram
+// socket's file is its to remove on a clean stop (the path), because this
+// process or one before it bound it and systemd does not keep it.
+const envSocketFile = "COLLECTORD_SOCKET_FILE"
+
 // childEnv is the environment of the new process: the same, except that
 // WATCHDOG_PID names this process and must not stop the new one from
-// pinging the watchdog once it is the main process.
-func childEnv() []string {
+// pinging the watchdog once it is the main process, and that
+// envSocketFile passes on socketFile.
+func childEnv(socketFile string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WATCHDOG_PID=") {
+		if strings.HasPrefix(kv, "WATCHDOG_PID=") || strings.HasPrefix(kv, envSocketFile+"=") {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if socketFile != "" {
+		env = append(env, envSocketFile+"="+socketFile)
 	}
 	return env
 }
