@@ -423,7 +423,7 @@ func (w *Writer) Stats() Stats {
 	}
 }
 
-// Close publishes what was added, releases the writer lock and unmaps the
+// Close publishes what was added, releases the writer lock, then unmaps the
 // ring. The file stays, with every record in it.
 func (w *Writer) Close() error {
 	if w.closed {
@@ -432,7 +432,14 @@ func (w *Writer) Close() error {
 	w.Publish()
 	w.closed = true
 	binary.LittleEndian.PutUint32(w.mem[offWriter:], 0) // closed cleanly
-	err := unix.Munmap(w.mem)
+	// Unlock before unmapping: the mapping holds the file, and with it the
+	// lock, until every page is unmapped, which takes milliseconds for a
+	// large ring. A new writer may start as soon as the lock is free,
+	// since this one writes nothing more.
+	err := unix.Flock(int(w.f.Fd()), unix.LOCK_UN)
+	if merr := unix.Munmap(w.mem); err == nil {
+		err = merr
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
