@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/collectord/collectord/internal/daemon"
+	"github.com/collectord/collectord/internal/tracing"
 )
 
 // Run serves with cfg until ctx is done or an upgrade (a value on reload)
@@ -16,6 +18,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 		log.Warn("in-place upgrades disabled: cannot find our executable", "err", err)
 		exe = ""
 	}
+	tp, shutdownTracing, err := tracing.Setup(ctx, "collectord")
+	if err != nil {
+		log.Warn("tracing disabled: bad OTEL_* configuration", "err", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
 	return daemon.Run(ctx, daemon.Config{
 		Socket:      cfg.Socket,
 		SocketMode:  os.FileMode(cfg.SocketMode),
@@ -31,5 +44,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 		Exe:         exe,
 		Args:        os.Args,
 		Logger:      log,
+
+		TracerProvider: tp,
 	}, reload)
 }

@@ -7,18 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/metrics"
 	"github.com/collectord/collectord/internal/sdnotify"
 	"github.com/collectord/collectord/internal/upgrade"
 	"github.com/collectord/collectord/pkg/ingest"
@@ -57,8 +61,8 @@ type Config struct {
 
 	QueryAddr   string // "" disables the query server (unless a socket is passed)
 	MetricsAddr string // "" disables the metrics server (unless a socket is passed)
-	// Metrics serves /metrics and health; nil disables the metrics server.
-	Metrics http.Handler
+	// TracerProvider traces query requests; nil means no tracing.
+	TracerProvider trace.TracerProvider
 
 	PIDFile string // written atomically by whichever process serves; "" for none
 
@@ -92,6 +96,10 @@ type daemon struct {
 	w     *shmring.Writer
 
 	in            *ingest.Ingester
+	inPtr         atomic.Pointer[ingest.Ingester] // in, for the status and metrics goroutines
+	upgradesOK    atomic.Uint64
+	upgradesBad   atomic.Uint64
+	handoff       time.Duration // the gap before this process read, if it took over
 	ingestCancel  context.CancelFunc
 	ingestDone    chan error
 	ingestStarted time.Time
@@ -177,6 +185,10 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	defer d.closeRing()
 	d.startIngest()
+	if rs := d.w.Recovered(); up != nil && !rs.ClosedAt.IsZero() {
+		// The previous process stopped reading just before it closed the ring.
+		d.handoff = d.ingestStarted.Sub(rs.ClosedAt)
+	}
 	defer d.stopServers(context.WithoutCancel(ctx))
 	if err := d.startServers(); err != nil {
 		d.stopIngest()
@@ -189,7 +201,8 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 			d.stopIngest()
 			return fmt.Errorf("confirm takeover: %w", err)
 		}
-		d.log.Info("upgrade complete: now serving", "pid", os.Getpid(), "ingest_started_unix_ns", d.ingestStarted.UnixNano())
+		d.log.Info("upgrade complete: now serving", "pid", os.Getpid(), "ingest_started_unix_ns", d.ingestStarted.UnixNano(),
+			"handoff_gap_ms", float64(d.handoff.Microseconds())/1000)
 	} else {
 		d.storeFDs()
 		d.notify.Ready(d.status())
@@ -227,6 +240,7 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 			return fmt.Errorf("ingest: %w", err)
 		case <-reload:
 			if err := d.upgrade(ctx); err != nil {
+				d.upgradesBad.Add(1)
 				d.log.Error("upgrade failed; still serving", "err", err)
 				d.notify.Notify("READY=1\nSTATUS=upgrade failed: " + oneLine(err.Error()))
 				continue
@@ -314,6 +328,7 @@ func (d *daemon) startIngest() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.in, d.ingestCancel, d.ingestDone = in, cancel, make(chan error, 1)
+	d.inPtr.Store(in)
 	d.ingestStarted = time.Now()
 	go func() { d.ingestDone <- in.Run(ctx) }()
 }
@@ -336,13 +351,16 @@ func (d *daemon) stopIngest() error {
 func (d *daemon) startServers() error {
 	if d.socks.query != nil {
 		opts := d.cfg.Query
+		if opts.TracerProvider == nil {
+			opts.TracerProvider = d.cfg.TracerProvider
+		}
 		if opts.Logger == nil {
 			opts.Logger = d.log.With("component", "query")
 		}
 		d.qs = query.NewServer(d.reader, opts)
 	}
-	if d.socks.metrics != nil && d.cfg.Metrics != nil {
-		d.metrics = &http.Server{Handler: d.cfg.Metrics, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	if d.socks.metrics != nil {
+		d.metrics = &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	}
 	return d.startAccepting()
 }
@@ -498,14 +516,49 @@ func (d *daemon) status() string {
 }
 
 func (d *daemon) stored() uint64 {
-	if d.in == nil {
+	in := d.inPtr.Load()
+	if in == nil {
 		return 0
 	}
 	var n uint64
-	for _, c := range d.in.Stats().Datagrams {
+	for _, c := range in.Stats().Datagrams {
 		n += c
 	}
 	return n
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// metricsHandler serves /metrics, /healthz and /readyz from a registry of
+// the daemon's own.
+func (d *daemon) metricsHandler() http.Handler {
+	qs, reader := d.qs, d.reader
+	src := metrics.Sources{
+		Ingest: func() ingest.Stats {
+			if in := d.inPtr.Load(); in != nil {
+				return in.Stats()
+			}
+			return ingest.Stats{}
+		},
+		Ring: reader.Stats,
+		RingOldestTime: func() (time.Time, bool) {
+			rec, _, err := reader.Cursor(reader.Latest(math.MaxUint64)).Next()
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(0, rec.Time), true
+		},
+		Upgrades: func() metrics.UpgradeStats {
+			return metrics.UpgradeStats{Succeeded: d.upgradesOK.Load(), Failed: d.upgradesBad.Load(), HandoffSeconds: d.handoff.Seconds()}
+		},
+	}
+	if qs != nil {
+		src.Query = qs.Stats
+	}
+	return metrics.Handler(metrics.NewRegistry(src), func() error {
+		if d.inPtr.Load() == nil {
+			return errors.New("not ingesting")
+		}
+		return nil
+	})
+}

@@ -81,7 +81,7 @@ func acquireSockets(cfg *Config, files map[string]*os.File, log *slog.Logger) (*
 		}
 		s.bound[NameQuery] = true
 	}
-	if s.metrics == nil && cfg.MetricsAddr != "" && cfg.Metrics != nil {
+	if s.metrics == nil && cfg.MetricsAddr != "" {
 		if s.metrics, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("metrics server: %w", err)
 		}

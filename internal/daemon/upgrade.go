@@ -62,6 +62,7 @@ func (d *daemon) upgrade(ctx context.Context) error {
 		return fmt.Errorf("new process %d failed to take over: %w", child.PID(), err)
 	}
 	d.handedOver = true
+	d.upgradesOK.Add(1)
 	d.log.Info("upgrade: handed over", "new_pid", child.PID(), "ingest_stopped_unix_ns", stopped.UnixNano())
 	// The new process speaks to systemd from now on: no more STATUS= or
 	// WATCHDOG=1 from this one after MAINPID.

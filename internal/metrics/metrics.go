@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,10 +35,12 @@ type UpgradeStats struct {
 // Sources are the functions a scrape reads. A nil function exports nothing
 // for that part.
 type Sources struct {
-	Ingest   func() ingest.Stats
-	Ring     func() shmring.Stats
-	Query    func() query.ServerStats
-	Upgrades func() UpgradeStats
+	Ingest func() ingest.Stats
+	Ring   func() shmring.Stats
+	// RingOldestTime is when the oldest record held was received.
+	RingOldestTime func() (time.Time, bool)
+	Query          func() query.ServerStats
+	Upgrades       func() UpgradeStats
 }
 
 // NewRegistry returns a registry with collectord's metrics, build info and
@@ -114,6 +117,8 @@ var (
 		"Sequence number the next record will get.", nil, nil)
 	descRingOldest = prometheus.NewDesc("collectord_ring_oldest_sequence",
 		"Sequence number of the oldest record held.", nil, nil)
+	descRingOldestTime = prometheus.NewDesc("collectord_ring_oldest_timestamp_seconds",
+		"Receive time of the oldest record held: the ring's time span ends now.", nil, nil)
 	descRingOverwritten = prometheus.NewDesc("collectord_ring_overwritten_records_total",
 		"Records overwritten to make room since the ring was created.", nil, nil)
 
@@ -176,6 +181,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRingOldest, float64(s.Oldest))
 		counter(descRingOverwritten, float64(s.Oldest-shmring.FirstSeq))
 	}
+	if c.src.RingOldestTime != nil {
+		if t, ok := c.src.RingOldestTime(); ok {
+			gauge(descRingOldestTime, float64(t.UnixNano())/1e9)
+		}
+	}
 	if c.src.Query != nil {
 		s := c.src.Query()
 		gauge(descConnsOpen, float64(s.ConnsOpen))
@@ -205,4 +215,3 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHandoff, s.HandoffSeconds)
 	}
 }
-

@@ -44,6 +44,7 @@
 //	200              8     tail position: logical position of the oldest live record
 //	256              4     futex word, incremented after every publish
 //	320              4     pid of the current writer, 0 after a clean Close
+//	328              8     time of the last clean Close, Unix nanoseconds
 //	4096             16*K  descriptors: {seq uint64, pos uint64}, slot seq & (K-1)
 //	data offset      D     records
 //

@@ -35,6 +35,7 @@ const (
 	offTailPos = 200 // uint64: logical position of the oldest live record
 	offFutex   = 256 // uint32: bumped after every publish; FUTEX_WAKE follows
 	offWriter  = 320 // uint32: pid of the current writer (informational)
+	offClosed  = 328 // int64: when the last writer closed the ring cleanly, Unix nanoseconds
 
 	descSize = 16 // per descriptor: seq uint64, pos uint64
 

@@ -348,7 +348,7 @@ func TestCleanCloseSkipsVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if rs := w.Recovered(); !rs.Clean || rs.Records != 10 {
-		t.Fatalf("reopen after Close: %+v, want clean with 10 records", rs)
+	if rs := w.Recovered(); !rs.Clean || rs.Records != 10 || time.Since(rs.ClosedAt) > time.Minute {
+		t.Fatalf("reopen after Close: %+v, want clean with 10 records, closed just now", rs)
 	}
 }

@@ -56,6 +56,9 @@ type RecoveryStats struct {
 	Unpublished uint64 // committed records past the published head, adopted
 	Rebuilt     bool   // the live counters were inconsistent and were rebuilt from the descriptors
 	Clean       bool   // the previous writer closed the ring cleanly; records were not re-verified
+	// ClosedAt is when the previous writer closed the ring (zero unless
+	// Clean): with the time the new writer starts, the handover gap.
+	ClosedAt time.Time
 }
 
 // OpenWriter opens the ring at path for writing, creating it with opts if it
@@ -97,6 +100,9 @@ func newWriter(f *os.File, opts Options) (*Writer, error) {
 	}
 	w := &Writer{mapping: newMapping(mem, g), f: f}
 	w.recovered.Clean = binary.LittleEndian.Uint32(w.mem[offWriter:]) == 0
+	if ns := int64(binary.LittleEndian.Uint64(w.mem[offClosed:])); w.recovered.Clean && ns > 0 {
+		w.recovered.ClosedAt = time.Unix(0, ns)
+	}
 	w.recover()
 	binary.LittleEndian.PutUint32(w.mem[offWriter:], uint32(os.Getpid()))
 	return w, nil
@@ -431,6 +437,7 @@ func (w *Writer) Close() error {
 	}
 	w.Publish()
 	w.closed = true
+	binary.LittleEndian.PutUint64(w.mem[offClosed:], uint64(time.Now().UnixNano()))
 	binary.LittleEndian.PutUint32(w.mem[offWriter:], 0) // closed cleanly
 	// Unlock before unmapping: the mapping holds the file, and with it the
 	// lock, until every page is unmapped, which takes milliseconds for a
