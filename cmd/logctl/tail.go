@@ -81,6 +81,11 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+	if setFlags["ring"] && setFlags["addr"] {
+		return nil, usageError{errors.New("--ring and --addr: give one or the other")}
+	}
 	var err error
 	if o.out.format, err = parseOutput(*output); err != nil {
 		return nil, usageError{err}
@@ -88,8 +93,6 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	if *n < 0 {
 		return nil, usageError{fmt.Errorf("-n %d: must not be negative", *n)}
 	}
-	setFlags := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
 	o.req.N = n
 	if *after != "" {
 		c, err := strconv.ParseUint(strings.TrimPrefix(*after, "s="), 10, 64)
@@ -118,15 +121,19 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 		}
 		o.req.Filter.Priority = &sev
 	}
-	for name, dst := range map[string]**uint32{*pid: &o.req.Filter.PID, *uid: &o.req.Filter.UID} {
-		if name == "" {
+	for _, id := range []struct {
+		flag string
+		val  string
+		dst  **uint32
+	}{{"--pid", *pid, &o.req.Filter.PID}, {"--uid", *uid, &o.req.Filter.UID}} {
+		if id.val == "" {
 			continue
 		}
-		v, err := strconv.ParseUint(name, 10, 32)
+		v, err := strconv.ParseUint(id.val, 10, 32)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--pid/--uid %q: not a number", name)}
+			return nil, usageError{fmt.Errorf("%s %q: not a number", id.flag, id.val)}
 		}
-		*dst = new(uint32(v))
+		*id.dst = new(uint32(v))
 	}
 	if len(fields) > 0 {
 		o.req.Filter.Fields = fields
@@ -184,8 +191,17 @@ type printer struct {
 	entry   record.Entry
 	line    []byte
 	last    uint64 // seq of the last record printed
+	pos     uint64 // seq of the last record printed or reported lost: where to resume
 	printed bool
+	count   int64 // records printed
 }
+
+// outputError is a failure to write the output: not something a reconnect
+// can cure.
+type outputError struct{ err error }
+
+func (e outputError) Error() string { return e.err.Error() }
+func (e outputError) Unwrap() error { return e.err }
 
 func (p *printer) handler() query.Handler {
 	return query.Handler{
@@ -195,18 +211,27 @@ func (p *printer) handler() query.Handler {
 			} else {
 				p.line = p.f.appendRecord(p.line[:0], rec.Seq, rec.Time, &p.entry)
 				if _, err := p.out.Write(p.line); err != nil {
-					return err
+					return outputError{err}
 				}
 			}
-			p.last, p.printed = rec.Seq, true
+			p.last, p.pos, p.printed = rec.Seq, rec.Seq, true
+			p.count++
 			return nil
 		},
 		Lost: func(lost, next uint64) error {
-			p.out.Flush()
+			if err := p.out.Flush(); err != nil {
+				return outputError{err}
+			}
 			fmt.Fprintf(p.stderr, "logctl: %d records lost (overwritten before they were read); continuing at %d\n", lost, next)
+			p.pos = next - 1
 			return nil
 		},
-		Flush: func() error { return p.out.Flush() },
+		Flush: func() error {
+			if err := p.out.Flush(); err != nil {
+				return outputError{err}
+			}
+			return nil
+		},
 	}
 }
 
@@ -222,8 +247,8 @@ func runTail(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	} else {
 		end, err = tailServer(ctx, o, p)
 	}
-	if ferr := p.out.Flush(); err == nil {
-		err = ferr
+	if ferr := p.out.Flush(); err == nil && ferr != nil {
+		err = outputError{ferr}
 	}
 	if o.showCursor && (err == nil || ctx.Err() != nil) {
 		cursor := max(end.Cursor, p.last)
@@ -247,43 +272,105 @@ func tailRing(ctx context.Context, o *tailOptions, p *printer) (query.End, error
 	return query.Run(ctx, r, o.req, p.handler())
 }
 
-// Reconnection backoff for --follow: exponential with full jitter.
+// Reconnection backoff: exponential with full jitter.
 const (
 	backoffMin = 50 * time.Millisecond
 	backoffMax = 5 * time.Second
+	// resumeWindow is how long a query without --follow keeps trying to
+	// reconnect after the daemon went away mid-response (a restart, an
+	// upgrade) before it fails.
+	resumeWindow = 5 * time.Second
 )
 
-// tailServer runs the query against the daemon. With --follow it survives
-// the daemon going away: it reconnects with backoff and resumes after the
-// last record it printed, so every record is printed exactly once and a
-// real gap is reported on stderr.
+// tailServer runs the query against the daemon. It survives the daemon
+// going away mid-response: it reconnects with backoff and resumes after the
+// last record it printed or was told was lost, so every record is printed
+// exactly once and a real gap is reported on stderr. With --follow it
+// retries forever; without, it gives up after resumeWindow and fails,
+// saying where to resume. It does not retry when the first connection
+// fails, nor when writing the output fails.
 func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, error) {
 	req := o.req
+	// N bounds the whole response, not only a follow's backlog: a resumed
+	// query asks for what is left.
+	bounded := o.req.N != nil && (o.req.After != nil || !o.req.Follow)
 	backoff := backoffMin
 	var ringID string
+	var startHead uint64 // the head when the daemon first answered; 0 before
+	var down time.Time   // when the current run of failed attempts began
 	reconnecting := false
-	for attempt := 0; ; attempt++ {
-		end, err := tailOnce(ctx, o.addr, req, p, &ringID, &reconnecting)
-		if err == nil && (end.Reason == query.ReasonDone || !o.follow) {
-			return end, nil
-		}
+	for {
+		end, err := func() (query.End, error) {
+			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl"})
+			if err != nil {
+				return query.End{}, err
+			}
+			defer c.Close()
+			down, backoff = time.Time{}, backoffMin
+			if reconnecting {
+				fmt.Fprintf(p.stderr, "logctl: reconnected to %s\n", o.addr)
+				reconnecting = false
+			}
+			h := c.Hello()
+			if ringID != "" && h.RingID != ringID {
+				// Sequence numbers restarted: everything in the new ring
+				// is new to us.
+				fmt.Fprintf(p.stderr, "logctl: the ring was recreated (id %s, was %s): sequence numbers restarted; continuing from its first record\n", h.RingID, ringID)
+				p.pos, p.last = 0, 0
+				req.After = new(uint64(0))
+				if !bounded {
+					req.N = nil
+				}
+			}
+			ringID = h.RingID
+			if startHead == 0 {
+				startHead = h.Head
+			}
+			return c.Query(ctx, req, p.handler())
+		}()
 		if ctx.Err() != nil {
 			return end, nil
 		}
+		if err == nil && end.Reason != query.ReasonShutdown {
+			return end, nil // done
+		}
+		if down.IsZero() {
+			down = time.Now()
+		}
 		var qerr *query.Error
-		retryable := o.follow && (err == nil || isConnError(err) || (errors.As(err, &qerr) && qerr.Code == query.CodeBusy))
-		if !retryable || (attempt == 0 && !p.printed && !o.follow) {
+		var oerr outputError
+		retryable := err == nil || isConnError(err) || (errors.As(err, &qerr) && qerr.Code == query.CodeBusy)
+		if errors.As(err, &oerr) || !retryable || (!o.follow && (startHead == 0 || time.Since(down) > resumeWindow)) {
+			if err == nil {
+				err = errors.New("collectord shut down before the response was complete")
+			}
+			if !o.follow && p.printed {
+				err = fmt.Errorf("%w (resume with --after-cursor %d)", err, max(end.Cursor, p.pos))
+			}
 			return end, err
 		}
-		// Resume after whatever was printed or examined last.
-		resume := max(end.Cursor, p.last)
+		// Resume after whatever was printed, reported lost or examined
+		// last. A follow that has none of these resumes from the head it
+		// started at, so that records stored while it reconnects are not
+		// skipped. A query without --follow that printed nothing is sent
+		// again as it was: its cursor may come from an interrupted scan
+		// for the latest records.
+		resume, known := max(end.Cursor, p.pos), p.printed || p.pos > 0 || req.After != nil || (o.follow && end.Reason != "")
 		if req.After != nil {
 			resume = max(resume, *req.After)
 		}
-		if resume > 0 || p.printed {
+		if !known && o.follow && startHead > 0 {
+			resume, known = startHead-1, true
+		}
+		if known {
 			req.After = &resume
 			req.N = nil
+			if bounded {
+				req.N = new(max(0, *o.req.N-p.count))
+			}
 		}
+		// The backoff restarts at backoffMin after every connection: a
+		// daemon that restarts or hands over is usually back at once.
 		wait := time.Duration(rand.Int64N(int64(backoff)))
 		if errors.As(err, &qerr) && qerr.RetryAfter > 0 {
 			wait = qerr.RetryAfter + wait/2
@@ -298,29 +385,7 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, backoffMax)
-		if err == nil {
-			backoff = backoffMin // a clean shutdown/handover: come back quickly
-		}
 	}
-}
-
-func tailOnce(ctx context.Context, addr string, req query.Request, p *printer, ringID *string, reconnecting *bool) (query.End, error) {
-	c, err := query.Dial(ctx, addr, query.DialOptions{Client: "logctl"})
-	if err != nil {
-		return query.End{}, err
-	}
-	defer c.Close()
-	if *reconnecting {
-		fmt.Fprintf(p.stderr, "logctl: reconnected to %s\n", addr)
-		*reconnecting = false
-	}
-	h := c.Hello()
-	if *ringID != "" && h.RingID != *ringID {
-		fmt.Fprintf(p.stderr, "logctl: the ring was recreated (id %s, was %s): sequence numbers restarted\n", h.RingID, *ringID)
-		req.After = nil
-	}
-	*ringID = h.RingID
-	return c.Query(ctx, req, p.handler())
 }
 
 // isConnError reports whether err is a failure of the connection rather

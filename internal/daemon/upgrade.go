@@ -46,10 +46,15 @@ func (d *daemon) upgrade(ctx context.Context) error {
 		d.log.Warn("ingest stopped with an error", "err", err)
 	}
 	stopped := time.Now()
-	d.closeRing()
+	if err := d.w.Release(); err != nil {
+		d.log.Warn("release the ring lock", "err", err)
+	}
 	tctx, cancel := context.WithTimeout(ctx, UpgradeTakeoverTimeout)
 	err = child.Released(tctx)
 	cancel()
+	// Unmapping a large ring takes milliseconds: done only now, while the
+	// new process already reads.
+	d.closeRing()
 	if err != nil {
 		// The new process is gone (Released killed it): take everything back.
 		if rerr := d.openRing(ctx); rerr != nil {

@@ -45,7 +45,8 @@ type Writer struct {
 	published     uint64 // head as last published
 
 	recovered RecoveryStats
-	closed    bool
+	closed    bool // no more Add or Publish
+	released  bool // the lock is released
 }
 
 // RecoveryStats describes what OpenWriter found in an existing ring.
@@ -429,24 +430,35 @@ func (w *Writer) Stats() Stats {
 	}
 }
 
-// Close publishes what was added, releases the writer lock, then unmaps the
-// ring. The file stays, with every record in it.
-func (w *Writer) Close() error {
-	if w.closed {
+// Release publishes what was added, marks the ring closed cleanly and
+// releases the writer lock, so that another writer (a new process taking
+// over) can open the ring at once. The writer adds nothing after it; Close
+// then unmaps, which for a large ring takes milliseconds that no longer
+// delay the next writer.
+func (w *Writer) Release() error {
+	if w.released {
 		return nil
 	}
 	w.Publish()
-	w.closed = true
+	w.closed, w.released = true, true
 	binary.LittleEndian.PutUint64(w.mem[offClosed:], uint64(time.Now().UnixNano()))
 	binary.LittleEndian.PutUint32(w.mem[offWriter:], 0) // closed cleanly
-	// Unlock before unmapping: the mapping holds the file, and with it the
-	// lock, until every page is unmapped, which takes milliseconds for a
-	// large ring. A new writer may start as soon as the lock is free,
-	// since this one writes nothing more.
-	err := unix.Flock(int(w.f.Fd()), unix.LOCK_UN)
+	// The mapping holds the file, and with it the lock, until it is
+	// unmapped: unlock explicitly.
+	return unix.Flock(int(w.f.Fd()), unix.LOCK_UN)
+}
+
+// Close releases the ring (see Release) if that was not done, and unmaps
+// it. The file stays, with every record in it.
+func (w *Writer) Close() error {
+	if w.mem == nil {
+		return nil
+	}
+	err := w.Release()
 	if merr := unix.Munmap(w.mem); err == nil {
 		err = merr
 	}
+	w.mem = nil
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
