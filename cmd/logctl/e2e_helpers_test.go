@@ -132,6 +132,7 @@ type daemonConfig struct {
 	ringSize string
 	addr     string
 	noQuery  bool   // no query server at all
+	metrics  string // metrics server address; "" for none
 	logLevel string // debug logs each query connection
 }
 
@@ -156,7 +157,7 @@ func startDaemon(t *testing.T, dir string, cfg daemonConfig) *daemon {
 		done:   make(chan struct{}),
 	}
 	d.cmd = exec.Command(daemonBin, "--socket", d.socket, "--ring", d.ring, "--ring-size", cfg.ringSize,
-		"--query-addr", cfg.addr, "--metrics-addr", "", "--log-level", cfg.logLevel)
+		"--query-addr", cfg.addr, "--metrics-addr", cfg.metrics, "--log-level", cfg.logLevel)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

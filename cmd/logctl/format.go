@@ -110,6 +110,15 @@ func (f *formatter) appendRecord(b []byte, seq uint64, ts int64, e *record.Entry
 // they are; other control characters and invalid bytes as \xNN.
 func appendText(b, s []byte) []byte {
 	for len(s) > 0 {
+		// Fast path: a run of printable ASCII, newlines and tabs as is.
+		i := 0
+		for i < len(s) && (s[i] >= 0x20 && s[i] < 0x7f || s[i] == '\n' || s[i] == '\t') {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if s = s[i:]; len(s) == 0 {
+			break
+		}
 		r, n := utf8.DecodeRune(s)
 		switch {
 		case r == utf8.RuneError && n == 1, r < 0x20 && r != '\n' && r != '\t', r == 0x7f:
@@ -130,6 +139,15 @@ const hex = "0123456789abcdef"
 func appendJSONString(b, s []byte) []byte {
 	b = append(b, '"')
 	for len(s) > 0 {
+		// Fast path: a run of printable ASCII that needs no escaping.
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if s = s[i:]; len(s) == 0 {
+			break
+		}
 		r, n := utf8.DecodeRune(s)
 		switch {
 		case r == utf8.RuneError && n == 1:

@@ -1,6 +1,7 @@
 // Command logctl talks to collectord: it sends log records and reads them.
 //
 //	logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]
+//	logctl stats [--metrics-addr HOST:PORT] [--interval D]
 //	logctl tail [-n N] [-f] [filters] [-o short|short-iso|json|raw] [--addr HOST:PORT | --ring PATH]
 //
 // Run "logctl COMMAND -h" for a command's flags.
@@ -28,6 +29,7 @@ func commands() []command {
 	return []command{
 		{"send", "send log records to collectord's socket", runSend},
 		{"tail", "print the latest records, or follow new ones", runTail},
+		{"stats", "summarise the daemon's state: rates, ring, anomalies, clients", runStats},
 	}
 }
 
