@@ -1068,7 +1068,7 @@ func TestFollowRingRecreated(t *testing.T) {
 	d = startDaemon(t, dir, daemonConfig{noQuery: true})
 	sendNumbered(t, d, 15)
 	d.stop(t)
-	d = startDaemon(t, dir, cfg)
+	startDaemon(t, dir, cfg) // serves the follower; the test cleanup stops it
 	var recs []jsonRecord
 	for range 15 {
 		recs = append(recs, f.nextJSON(t))

@@ -51,7 +51,7 @@ func runTime(args []string) (any, error) {
 	cmds = append(cmds, cur)
 	for _, c := range cmds {
 		if len(c) == 0 || *runs < 1 {
-			return nil, errors.New("usage: qbench time [-runs R] [-warmup W] [-records N] [-devnull] -- COMMAND [ARG...] [::: COMMAND [ARG...]]...")
+			return nil, errors.New("usage: qbench time [-runs R] [-warmup W] [-records N] [-devnull] -- COMMAND [ARG...] [::: COMMAND [ARG...]] (repeatable)")
 		}
 	}
 	runtime.LockOSThread()
