@@ -78,7 +78,7 @@ trap 'exit 130' INT TERM
 BIN=$WORK/bin
 echo "building into $BIN ..." >&2
 mkdir -p "$BIN"
-(cd "$ROOT" && go build -o "$BIN/" ./cmd/collectord ./cmd/logctl ./bench/query/qbench)
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$BIN/" ./cmd/collectord ./cmd/logctl ./bench/query/qbench)
 # An empty Go program, for scale: what any Go binary costs to start here.
 mkdir -p "$WORK/gohello"
 printf 'module gohello\n\ngo 1.26\n' >"$WORK/gohello/go.mod"

@@ -54,6 +54,8 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if fs.NArg() > 0 {
 		return send(strings.Join(fs.Args(), " "))
 	}
+	ctx, stop := interruptible(ctx)
+	defer stop()
 	lines := bufio.NewScanner(stdin)
 	lines.Buffer(make([]byte, 64<<10), 1<<20)
 	for lines.Scan() {
