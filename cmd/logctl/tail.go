@@ -61,6 +61,7 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	uid := fs.String("uid", "", "only records from this trusted sender `uid`")
 	fields := fieldFlags{}
 	fs.Var(fields, "field", "only records with structured field `KEY=VALUE` (repeatable)")
+	traceID := fs.String("trace-id", "", "only records carrying this trace `ID` (32 hex digits) in a trace_id field")
 	fs.StringVar(&o.req.Filter.Grep, "g", "", "only records whose message matches `REGEX`")
 	fs.StringVar(&o.req.Filter.Grep, "grep", "", "same as -g")
 	after := fs.String("after-cursor", "", "start after `CURSOR` (as printed by --show-cursor)")
@@ -138,6 +139,7 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	if len(fields) > 0 {
 		o.req.Filter.Fields = fields
 	}
+	o.req.Filter.TraceID = strings.ToLower(*traceID)
 	o.req.Follow = o.follow
 	if err := o.req.Compile(); err != nil {
 		return nil, usageError{err}
