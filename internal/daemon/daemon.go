@@ -17,9 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/collectord/collectord/internal/sockdup"
+
 	"github.com/coreos/go-systemd/v22/activation"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/metrics"
@@ -437,16 +438,9 @@ func dupListener(l net.Listener) (net.Listener, error) {
 	if !ok {
 		return nil, fmt.Errorf("duplicate listener: %T has no descriptor", l)
 	}
-	rc, err := sc.SyscallConn()
+	fd, err := sockdup.Dup(sc)
 	if err != nil {
 		return nil, fmt.Errorf("duplicate listener: %w", err)
-	}
-	fd, dupErr := -1, error(nil)
-	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, fmt.Errorf("duplicate listener: %w", err)
-	}
-	if dupErr != nil {
-		return nil, fmt.Errorf("duplicate listener: %w", dupErr)
 	}
 	f := os.NewFile(uintptr(fd), "listener")
 	defer f.Close()

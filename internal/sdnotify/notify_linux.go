@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/collectord/collectord/internal/sockdup"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -205,7 +207,7 @@ func (n *Notifier) StoreFDs(name string, files ...syscall.Conn) error {
 		}
 	}()
 	for i, f := range files {
-		fd, err := dupConn(f)
+		fd, err := sockdup.Dup(f)
 		if err != nil {
 			return fmt.Errorf("store fd %s (#%d): %w", name, i, err)
 		}
@@ -221,26 +223,6 @@ func (n *Notifier) RemoveFDs(name string) error {
 		return err
 	}
 	return n.Notify("FDSTOREREMOVE=1\nFDNAME=" + name)
-}
-
-// dupConn returns a close-on-exec duplicate of the descriptor behind c,
-// without touching its blocking mode.
-func dupConn(c syscall.Conn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	dup := -1
-	var dupErr error
-	if err := rc.Control(func(fd uintptr) {
-		dup, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	if dupErr != nil {
-		return -1, fmt.Errorf("dup: %w", dupErr)
-	}
-	return dup, nil
 }
 
 // checkValue refuses a value that would end its assignment early.

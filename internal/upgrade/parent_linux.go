@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/collectord/collectord/internal/sockdup"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -121,7 +123,7 @@ func Start(exe string, args, env []string, files []NamedFile) (*Child, error) {
 		// A duplicate, not os.File.Fd: Fd switches the shared open
 		// socket to blocking mode, in this process too, which would
 		// stop read deadlines from interrupting the ingest loop.
-		fd, err := dupConn(f.File)
+		fd, err := sockdup.Dup(f.File)
 		if err != nil {
 			ctl.Close()
 			return nil, fmt.Errorf("start upgrade: file %q: %w", f.Name, err)
@@ -329,24 +331,4 @@ func fdConn(fd int) (*net.UnixConn, error) {
 		return nil, fmt.Errorf("control socket is a %T, not a UNIX socket", c)
 	}
 	return uc, nil
-}
-
-// dupConn returns a close-on-exec duplicate of the descriptor behind c,
-// without touching its blocking mode.
-func dupConn(c syscall.Conn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	dup := -1
-	var dupErr error
-	if err := rc.Control(func(fd uintptr) {
-		dup, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	if dupErr != nil {
-		return -1, fmt.Errorf("dup: %w", dupErr)
-	}
-	return dup, nil
 }

@@ -1,0 +1,37 @@
+//go:build linux
+
+// Package sockdup duplicates the descriptor behind a Go socket or file
+// without touching its blocking mode.
+//
+// os.File.Fd and net's File methods switch a socket to blocking mode, and
+// the mode is shared by every copy of the socket, including the ones other
+// processes hold: after that, read deadlines no longer interrupt the
+// daemon's ingest loop. Duplicating through SyscallConn().Control does not.
+package sockdup
+
+import (
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dup returns a close-on-exec duplicate of the descriptor behind c. The
+// caller owns it.
+func Dup(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("dup: %w", err)
+	}
+	dup := -1
+	var dupErr error
+	if err := rc.Control(func(fd uintptr) {
+		dup, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, fmt.Errorf("dup: %w", err)
+	}
+	if dupErr != nil {
+		return -1, fmt.Errorf("dup: %w", dupErr)
+	}
+	return dup, nil
+}
