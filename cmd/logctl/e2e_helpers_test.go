@@ -133,6 +133,7 @@ type daemonConfig struct {
 	addr     string
 	noQuery  bool   // no query server at all
 	metrics  string // metrics server address; "" for none
+	env      []string // added to the daemon's environment
 	logLevel string // debug logs each query connection
 }
 
@@ -158,6 +159,9 @@ func startDaemon(t *testing.T, dir string, cfg daemonConfig) *daemon {
 	}
 	d.cmd = exec.Command(daemonBin, "--socket", d.socket, "--ring", d.ring, "--ring-size", cfg.ringSize,
 		"--query-addr", cfg.addr, "--metrics-addr", cfg.metrics, "--log-level", cfg.logLevel)
+	if cfg.env != nil {
+		d.cmd.Env = append(os.Environ(), cfg.env...)
+	}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

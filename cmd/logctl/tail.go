@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/collectord/collectord/internal/litetrace"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/record"
@@ -27,6 +30,7 @@ type tailOptions struct {
 	addr       string
 	ring       string
 	out        formatter
+	tracer     trace.TracerProvider // spans for server queries; nil: none
 }
 
 // fieldFlags collects repeated --field KEY=VALUE flags.
@@ -248,6 +252,25 @@ func runTail(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		defer stop()
 	}
 	p := &printer{out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr, f: &o.out}
+	if o.ring == "" {
+		// Spans for the request, exported when OTEL_* asks for them; the
+		// daemon's spans join the same trace.
+		tp, flush, terr := litetrace.Setup("logctl")
+		if terr != nil {
+			fmt.Fprintf(stderr, "logctl: tracing off: %v\n", terr)
+		}
+		var span trace.Span
+		ctx, span = tp.Tracer("logctl").Start(ctx, "logctl tail")
+		o.tracer = tp
+		defer func() {
+			span.End()
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := flush(fctx); err != nil {
+				fmt.Fprintf(stderr, "logctl: %v\n", err)
+			}
+		}()
+	}
 	var end query.End
 	if o.ring != "" {
 		end, err = tailRing(ctx, o, p)
@@ -308,7 +331,7 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 	reconnecting := false
 	for {
 		end, err := func() (query.End, error) {
-			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl"})
+			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl", TracerProvider: o.tracer})
 			if err != nil {
 				return query.End{}, err
 			}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+)
+
+// collectedSpan is what the fake collector keeps of a span.
+type collectedSpan struct{ name, traceID, spanID, parentID string }
+
+// fakeCollector accepts OTLP/HTTP exports in JSON (logctl) and protobuf
+// (the daemon's SDK exporter).
+type fakeCollector struct {
+	mu    sync.Mutex
+	spans []collectedSpan
+}
+
+func (c *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch r.Header.Get("Content-Type") {
+	case "application/json":
+		var req struct {
+			ResourceSpans []struct {
+				ScopeSpans []struct {
+					Spans []struct{ Name, TraceID, SpanID, ParentSpanID string }
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					c.spans = append(c.spans, collectedSpan{s.Name, s.TraceID, s.SpanID, s.ParentSpanID})
+				}
+			}
+		}
+	case "application/x-protobuf":
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					c.spans = append(c.spans, collectedSpan{s.Name, hexOf(s.TraceId), hexOf(s.SpanId), hexOf(s.ParentSpanId)})
+				}
+			}
+		}
+	default:
+		http.Error(w, "unsupported content type", http.StatusUnsupportedMediaType)
+		return
+	}
+	w.WriteHeader(200)
+}
+
+func hexOf(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}
+
+func (c *fakeCollector) find(name string) (collectedSpan, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.spans {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return collectedSpan{}, false
+}
+
+// TestTraceAcrossLogctlAndDaemon: with OTEL_EXPORTER_OTLP_ENDPOINT set for
+// both, logctl's query span and the daemon's request span land in one
+// trace, the daemon's a child of logctl's.
+func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
+	col := &fakeCollector{}
+	srv := httptest.NewServer(col)
+	defer srv.Close()
+	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50"}
+	d := startDaemon(t, t.TempDir(), daemonConfig{env: env})
+	d.send(t, "traced hello")
+
+	cmd := exec.Command(logctlBin, "tail", "-n", "1", "-o", "raw", "--addr", d.addr)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil || out.String() != "traced hello\n" {
+		t.Fatalf("logctl: %v, %q, %s", err, out.String(), errOut.String())
+	}
+	client, ok := col.find("logctl query")
+	if !ok {
+		t.Fatalf("logctl exported no query span; collector has %+v", col.spans)
+	}
+	root, ok := col.find("logctl tail")
+	if !ok || root.traceID != client.traceID || client.parentID != root.spanID {
+		t.Fatalf("logctl spans not linked: root %+v, query %+v", root, client)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		server, ok := col.find("collectord query")
+		if ok {
+			if server.traceID != client.traceID || server.parentID != client.spanID {
+				t.Fatalf("daemon span %+v is not a child of logctl's %+v", server, client)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon exported no query span")
+		}
+		time.Sleep(20 * time.Millisecond) // the daemon's batch exporter runs on its own schedule
+	}
+	d.stop(t)
+}
