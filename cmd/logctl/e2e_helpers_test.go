@@ -131,10 +131,10 @@ type daemon struct {
 type daemonConfig struct {
 	ringSize string
 	addr     string
-	noQuery  bool   // no query server at all
-	metrics  string // metrics server address; "" for none
+	noQuery  bool     // no query server at all
+	metrics  string   // metrics server address; "" for none
 	env      []string // added to the daemon's environment
-	logLevel string // debug logs each query connection
+	logLevel string   // debug logs each query connection
 }
 
 // startDaemon runs collectord with its socket and ring in dir and waits
