@@ -125,55 +125,46 @@ func (c *Config) Validate() error {
 // flags in args, in that order, and validates it.
 func Load(args []string) (Config, error) {
 	c := Defaults()
-	fs := flag.NewFlagSet("collectord", flag.ContinueOnError)
-	configPath := fs.String("config", "", "configuration `file` (TOML; see configs/collectord.toml)")
-	// Flags write into a separate Config so that the file can be applied
-	// first and the flags that were set override it.
-	var f Config
-	fs.StringVar(&f.Socket, "socket", c.Socket, "datagram socket `path`")
-	fs.StringVar(&f.Ring, "ring", c.Ring, "ring file `path`")
-	f.RingSize = c.RingSize
-	fs.Var(&f.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
-	fs.StringVar(&f.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
-	fs.StringVar(&f.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
-	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
-	fs.StringVar(&f.PIDFile, "pid-file", c.PIDFile, "write the serving process's pid to `path` (atomically, also after an upgrade)")
+	var configPath string
+	fs := newFlagSet(&c, &configPath)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *configPath != "" {
-		if err := c.loadFile(*configPath); err != nil {
+	if configPath != "" {
+		// Apply the file over the defaults, then the flags again over the
+		// file: flags win.
+		c = Defaults()
+		if err := c.loadFile(configPath); err != nil {
+			return Config{}, err
+		}
+		if err := newFlagSet(&c, &configPath).Parse(args); err != nil {
 			return Config{}, err
 		}
 	}
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "socket":
-			c.Socket = f.Socket
-		case "ring":
-			c.Ring = f.Ring
-		case "ring-size":
-			c.RingSize = f.RingSize
-		case "query-addr":
-			c.QueryAddr = f.QueryAddr
-		case "metrics-addr":
-			c.MetricsAddr = f.MetricsAddr
-		case "log-level":
-			c.LogLevel = f.LogLevel
-		case "pid-file":
-			c.PIDFile = f.PIDFile
-		}
-	})
 	if err := c.Validate(); err != nil {
-		if *configPath != "" {
-			return Config{}, fmt.Errorf("config %s: %w", *configPath, err)
+		if configPath != "" {
+			return Config{}, fmt.Errorf("config %s: %w", configPath, err)
 		}
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// newFlagSet binds collectord's flags to c and configPath.
+func newFlagSet(c *Config, configPath *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("collectord", flag.ContinueOnError)
+	fs.StringVar(configPath, "config", *configPath, "configuration `file` (TOML; see configs/collectord.toml)")
+	fs.StringVar(&c.Socket, "socket", c.Socket, "datagram socket `path`")
+	fs.StringVar(&c.Ring, "ring", c.Ring, "ring file `path`")
+	fs.Var(&c.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
+	fs.StringVar(&c.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
+	fs.StringVar(&c.PIDFile, "pid-file", c.PIDFile, "write the serving process's pid to `path` (atomically, also after an upgrade)")
+	return fs
 }
 
 // Size is a byte count written as a number with an optional binary unit:
@@ -209,15 +200,7 @@ func ParseSize(s string) (Size, error) {
 	return Size(n << shift), nil
 }
 
-func (s Size) String() string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	n, i := uint64(s), 0
-	for n >= 1024 && n%1024 == 0 && i < len(units)-1 {
-		n /= 1024
-		i++
-	}
-	return strconv.FormatUint(n, 10) + units[i]
-}
+func (s Size) String() string { return shmring.FormatSize(uint64(s)) }
 
 // Set implements flag.Value.
 func (s *Size) Set(v string) error {

@@ -305,8 +305,9 @@ func (r *Reader) Close() error {
 	return unix.Munmap(r.mem)
 }
 
-// formatSize renders a byte count the way configuration accepts it.
-func formatSize(n uint64) string {
+// FormatSize renders a byte count the way sizes are configured: in the
+// largest binary unit that divides it exactly ("64MiB", "1000B").
+func FormatSize(n uint64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
 	i := 0
 	for n >= 1024 && n%1024 == 0 && i < len(units)-1 {

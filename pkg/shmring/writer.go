@@ -93,7 +93,7 @@ func newWriter(f *os.File, opts Options) (*Writer, error) {
 	}
 	if opts.Size != 0 && opts.Size != g.dataSize {
 		return nil, fmt.Errorf("%w: the file holds a %s ring, %s was asked for; remove the file to start a new ring (its records are lost) or use its size",
-			ErrGeometry, formatSize(g.dataSize), formatSize(opts.Size))
+			ErrGeometry, FormatSize(g.dataSize), FormatSize(opts.Size))
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(g.fileSize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
