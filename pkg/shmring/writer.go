@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,8 +28,16 @@ type Options struct {
 	// hold at once, rounded up to a power of two. Zero means
 	// Size/DefaultBytesPerRecord. Ignored when opening an existing ring.
 	Records uint64
-	// Mode is the permission of a newly created file. Zero means 0640.
+	// Mode is the ring file's permission. Zero means 0640 for a new file
+	// and leaves an existing file's alone; otherwise OpenWriter also sets
+	// it on an existing file, so a changed configuration takes effect.
 	Mode os.FileMode
+	// Group is the group id given the ring file, the readers' group: with
+	// Mode 0640 its members may map the ring read-only and no one else
+	// may. Zero means the creating process's group for a new file and
+	// leaves an existing file's alone. Setting it needs root, or a writer
+	// that owns the file and is a member of the group.
+	Group int
 }
 
 // Writer appends records to a ring. It holds the ring's exclusive flock for
@@ -70,6 +79,12 @@ func OpenWriter(path string, opts Options) (*Writer, error) {
 	f, created, err := openOrCreate(path, opts)
 	if err != nil {
 		return nil, err
+	}
+	if !created {
+		if err := applyAccess(f, opts); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open ring %s: %w", path, err)
+		}
 	}
 	w, err := newWriter(f, opts)
 	if err != nil {
@@ -181,6 +196,12 @@ func create(path string, opts Options) error {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
+	if opts.Group != 0 {
+		if err := tmp.Chown(-1, opts.Group); err != nil {
+			return fmt.Errorf("set group %d: %w", opts.Group, err)
+		}
+	}
+	// After the chown, which may clear set-id bits.
 	if err := tmp.Chmod(mode); err != nil {
 		return err
 	}
@@ -206,6 +227,26 @@ func create(path string, opts Options) error {
 	}
 	// link(2) fails with EEXIST rather than replacing a ring created meanwhile.
 	return os.Link(tmp.Name(), path)
+}
+
+// applyAccess gives an existing ring file the configured permission and
+// group, where they differ.
+func applyAccess(f *os.File, opts Options) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && opts.Group != 0 && int(sys.Gid) != opts.Group {
+		if err := f.Chown(-1, opts.Group); err != nil {
+			return fmt.Errorf("set group %d (now %d): %w", opts.Group, sys.Gid, err)
+		}
+	}
+	if opts.Mode != 0 && st.Mode().Perm() != opts.Mode.Perm() {
+		if err := f.Chmod(opts.Mode.Perm()); err != nil {
+			return fmt.Errorf("set permission %#o (now %#o): %w", opts.Mode.Perm(), st.Mode().Perm(), err)
+		}
+	}
+	return nil
 }
 
 // recover establishes the live state from the mapped file.
