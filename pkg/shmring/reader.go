@@ -232,6 +232,10 @@ func (c *Cursor) Next() (rec Record, lost uint64, err error) {
 	}
 }
 
+// cancelPoll bounds one futex sleep in Wait: the longest a cancellation
+// can go unnoticed.
+const cancelPoll = 250 * time.Millisecond
+
 // Wait blocks until a record with sequence number >= seq is published, ctx
 // is done, or the reader is closed. It sleeps on the ring's futex, so it
 // wakes within microseconds of a Publish in any process.
@@ -266,9 +270,15 @@ func (r *Reader) Wait(ctx context.Context, seq uint64) error {
 		r.mu.Unlock()
 
 		// A cancelled context interrupts the sleep with a wake-up; the
-		// spurious wake-ups it causes elsewhere are harmless.
+		// spurious wake-ups it causes elsewhere are harmless. That wake-up
+		// is lost if it lands between the check of ctx and the start of
+		// the sleep (a reader cannot change the word through its
+		// read-only mapping to prevent that), so the sleep is bounded:
+		// in that rare case cancellation takes up to cancelPoll.
 		stop := context.AfterFunc(ctx, func() { futexWakeAll(word) })
-		futexWaitOn(word, v, 0)
+		if ctx.Err() == nil {
+			futexWaitOn(word, v, cancelPoll)
+		}
 		stop()
 
 		r.mu.Lock()
