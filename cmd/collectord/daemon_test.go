@@ -158,7 +158,9 @@ func startDaemonWith(t *testing.T, dir string, o daemonOptions, args ...string) 
 	return d
 }
 
-// stop sends SIGTERM and requires a clean exit within a second.
+// stop sends SIGTERM and requires a clean exit before the shipped unit's
+// TimeoutStopSec (10s), after which systemd would kill the daemon. (How
+// fast it stops is measured by bench/upgrade, not asserted here.)
 func (d *daemonProc) stop(t *testing.T) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
@@ -167,8 +169,8 @@ func (d *daemonProc) stop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("collectord exited with %v\n%s", err, d.logs)
 		}
-	case <-time.After(time.Second):
-		t.Fatalf("collectord did not exit within a second of SIGTERM\n%s", d.logs)
+	case <-time.After(stopTimeout):
+		t.Fatalf("collectord did not exit within %v of SIGTERM\n%s", stopTimeout, d.logs)
 	}
 }
 
@@ -214,7 +216,10 @@ func readRing(t *testing.T, path string) []stored {
 	}
 }
 
-// TestStopStartContinues: SIGTERM stops the daemon within a second with
+// stopTimeout is the shipped unit's TimeoutStopSec.
+const stopTimeout = 10 * time.Second
+
+// TestStopStartContinues: SIGTERM stops the daemon cleanly with
 // everything it read published, and the next start continues the sequence.
 func TestStopStartContinues(t *testing.T) {
 	dir := t.TempDir()
