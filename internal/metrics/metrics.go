@@ -101,7 +101,7 @@ var (
 	descBytes = prometheus.NewDesc("collectord_ingest_bytes_total",
 		"Bytes of the datagrams stored (memfd contents included), by detected format.", []string{"format"}, nil)
 	descAnomalies = prometheus.NewDesc("collectord_ingest_anomalies_total",
-		"Datagrams stored flagged (truncated, malformed, invalid_utf8, entry_too_large, no_credentials) or dropped (empty), and passed descriptors rejected, by reason.", []string{"reason"}, nil)
+		"Datagrams stored flagged (truncated, malformed, invalid_utf8, entry_too_large, no_credentials) or dropped (empty, rate_limited), and passed descriptors rejected, by reason.", []string{"reason"}, nil)
 	descBatches = prometheus.NewDesc("collectord_ingest_batches_total",
 		"Ring commits (one recvmmsg batch each).", nil, nil)
 
@@ -128,6 +128,8 @@ var (
 		"Query connections accepted.", nil, nil)
 	descConnsRejected = prometheus.NewDesc("collectord_query_connections_rejected_total",
 		"Query connections refused with busy because the server was full.", nil, nil)
+	descAuthFailures = prometheus.NewDesc("collectord_query_auth_failures_total",
+		"Query connections refused for their credentials: a failed TLS handshake (tls) or a missing or wrong token (token).", []string{"reason"}, nil)
 	descRequests = prometheus.NewDesc("collectord_query_requests_total",
 		"Query requests by kind (latest, after, follow) and result.", []string{"kind", "result"}, nil)
 	descDuration = prometheus.NewDesc("collectord_query_request_duration_seconds",
@@ -191,6 +193,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descConnsOpen, float64(s.ConnsOpen))
 		counter(descConnsTotal, float64(s.ConnsTotal))
 		counter(descConnsRejected, float64(s.ConnsRejected))
+		counter(descAuthFailures, float64(s.AuthFailuresTLS), "tls")
+		counter(descAuthFailures, float64(s.AuthFailuresToken), "token")
 		for kind, rs := range map[string]query.RequestStats{"latest": s.Latest, "after": s.After, "follow": s.Follow} {
 			counter(descRequests, float64(rs.OK), kind, "ok")
 			counter(descRequests, float64(rs.BadRequest), kind, "bad_request")

@@ -3,6 +3,7 @@ package query
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,13 @@ type DialOptions struct {
 	// already in a Query's context (or Dial's, for the hello), if any.
 	// A noop provider counts as nil.
 	TracerProvider trace.TracerProvider
+	// TLSConfig, if not nil, makes the client speak TLS to the server.
+	// An empty ServerName is taken from addr's host. For mutual TLS, set
+	// Certificates. Default nil: plain TCP.
+	TLSConfig *tls.Config
+	// Token is the bearer token sent in the hello, for a server that
+	// needs one. Default: none.
+	Token string
 	// DialContext opens the connection. Default: a net.Dialer's.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Timeout bounds each frame read or write. Default DefaultTimeout (1m).
@@ -111,6 +119,11 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial query server %s: %w", addr, err)
 	}
+	if opts.TLSConfig != nil {
+		if nc, err = tlsHandshake(ctx, nc, addr, opts.TLSConfig, opts.Timeout); err != nil {
+			return nil, fmt.Errorf("dial query server %s: %w", addr, err)
+		}
+	}
 	c := &Client{
 		nc:   nc,
 		fr:   NewFrameReader(bufio.NewReaderSize(nc, 16<<10), MaxServerFrame),
@@ -124,6 +137,27 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	return c, nil
 }
 
+// tlsHandshake runs the client side of a TLS handshake on nc, within
+// timeout, and closes nc if it fails.
+func tlsHandshake(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(nc, cfg)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tc, nil
+}
+
 func (c *Client) handshake(ctx context.Context) error {
 	deadline := time.Now().Add(c.opts.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -132,7 +166,7 @@ func (c *Client) handshake(ctx context.Context) error {
 	c.nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	hello := marshalJSON(Hello{Protocol: c.opts.protocol, Client: c.opts.Client, TraceParent: c.opts.TraceParent})
+	hello := marshalJSON(Hello{Protocol: c.opts.protocol, Client: c.opts.Client, TraceParent: c.opts.TraceParent, Token: c.opts.Token})
 	if _, err := c.nc.Write(AppendFrame(nil, FrameHello, hello)); err != nil {
 		return c.ctxErr(ctx, fmt.Errorf("send hello: %w", err))
 	}

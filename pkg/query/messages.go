@@ -16,6 +16,7 @@ type Hello struct {
 	Protocol    int    `json:"protocol"`              // the protocol version the client speaks; required
 	Client      string `json:"client,omitempty"`      // the client program, for logs
 	TraceParent string `json:"traceparent,omitempty"` // W3C trace context of the caller's span
+	Token       string `json:"token,omitempty"`       // bearer token, for a server that needs one
 }
 
 // DecodeHello parses the body of an H frame. Unknown keys are ignored; a
@@ -25,6 +26,7 @@ func DecodeHello(body []byte) (Hello, error) {
 		Protocol    *int   `json:"protocol"`
 		Client      string `json:"client"`
 		TraceParent string `json:"traceparent"`
+		Token       string `json:"token"`
 	}
 	if err := decodeJSON(body, &w, false); err != nil {
 		return Hello{}, protocolErrorf("hello: %v", err)
@@ -32,7 +34,7 @@ func DecodeHello(body []byte) (Hello, error) {
 	if w.Protocol == nil {
 		return Hello{}, protocolErrorf("hello: protocol is required")
 	}
-	return Hello{Protocol: *w.Protocol, Client: w.Client, TraceParent: w.TraceParent}, nil
+	return Hello{Protocol: *w.Protocol, Client: w.Client, TraceParent: w.TraceParent, Token: w.Token}, nil
 }
 
 // HelloReply is the body of the h frame: the server accepted the hello.
@@ -210,6 +212,15 @@ func (e *Error) Error() string {
 		s += " (retry after " + e.RetryAfter.String() + ")"
 	}
 	return s
+}
+
+// ErrUnauthorized matches (with errors.Is) the error of a server that
+// refused the client's credentials: an *Error with CodeUnauthorized.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Is lets errors.Is(err, ErrUnauthorized) match an X unauthorized.
+func (e *Error) Is(target error) bool {
+	return target == ErrUnauthorized && e.Code == CodeUnauthorized
 }
 
 // MarshalJSON encodes e as the body of an X frame.

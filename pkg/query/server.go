@@ -5,6 +5,8 @@ package query
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -77,6 +79,17 @@ type Options struct {
 	// Logger receives connection-level events. Default: nil, which
 	// discards them.
 	Logger *slog.Logger
+	// TLSConfig, if not nil, makes the server speak TLS: every connection
+	// completes a TLS handshake (within HandshakeTimeout) before its
+	// first frame. For mutual TLS set ClientAuth to
+	// tls.RequireAndVerifyClientCert and ClientCAs. A failed handshake
+	// closes the connection without a frame. Default nil: plain TCP.
+	TLSConfig *tls.Config
+	// Tokens, if not empty, are the bearer tokens a client may present in
+	// its hello; a hello without one of them is answered X unauthorized
+	// and closed, before anything about the ring is sent. Default: no
+	// token needed.
+	Tokens []string
 	// TracerProvider traces queries: each Q frame is a server span, the
 	// child of the client span its request's traceparent names (or its
 	// hello's). Default nil: no tracing and no tracing work at all. A
@@ -230,7 +243,11 @@ func (s *Server) accept(nc net.Conn, log *slog.Logger) {
 		go s.reject(nc)
 		return
 	}
-	c := newConn(s, nc, log.With("remote", nc.RemoteAddr().String()))
+	remote := nc.RemoteAddr().String()
+	if s.opts.TLSConfig != nil {
+		nc = tls.Server(nc, s.opts.TLSConfig)
+	}
+	c := newConn(s, nc, log.With("remote", remote))
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -248,7 +265,18 @@ func (s *Server) reject(nc net.Conn) {
 		s.wg.Done()
 	}()
 	e := &Error{Code: CodeBusy, Message: fmt.Sprintf("too many connections (%d)", s.opts.MaxConns), RetryAfter: DefaultRetryAfter}
-	nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	nc.SetDeadline(time.Now().Add(lingerTimeout))
+	if s.opts.TLSConfig != nil {
+		// The answer must reach a TLS client as TLS. It says nothing
+		// about the ring, so it needs no more than the handshake.
+		tc := tls.Server(nc, s.opts.TLSConfig)
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.stats.authFailures[authTLS].Add(1)
+			nc.Close()
+			return
+		}
+		nc = tc
+	}
 	nc.Write(AppendFrame(nil, FrameError, marshalJSON(e)))
 	lingerClose(nc)
 }
@@ -312,6 +340,11 @@ type ServerStats struct {
 	FollowersActive int64  // follows running now
 	RecordsSent     uint64 // records sent in B frames
 	RecordsLost     uint64 // records reported lost in L frames: queries (mostly follows) overtaken by the writer
+
+	// Connections refused for want of credentials: a failed TLS
+	// handshake (no, an expired or an untrusted client certificate, or
+	// not TLS at all), or a missing or wrong token.
+	AuthFailuresTLS, AuthFailuresToken uint64
 }
 
 // counters are the Server's live statistics.
@@ -324,7 +357,14 @@ type counters struct {
 	sent          atomic.Uint64
 	lost          atomic.Uint64
 	durations     [numKinds]durationHistogram
+	authFailures  [2]atomic.Uint64 // by authTLS, authToken
 }
+
+// Kinds of authentication failure.
+const (
+	authTLS = iota
+	authToken
+)
 
 // DurationBuckets are the upper bounds, in seconds, of the request
 // duration histogram in ServerStats.
@@ -422,6 +462,9 @@ func (s *Server) Stats() ServerStats {
 		FollowersActive: c.followers.Load(),
 		RecordsSent:     c.sent.Load(),
 		RecordsLost:     c.lost.Load(),
+
+		AuthFailuresTLS:   c.authFailures[authTLS].Load(),
+		AuthFailuresToken: c.authFailures[authToken].Load(),
 	}
 }
 
@@ -529,6 +572,19 @@ func (c *conn) serve() {
 // (or an empty Error to close silently) when the connection cannot go on.
 func (c *conn) handshake() *Error {
 	s := c.s
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The TLS handshake shares HandshakeTimeout with the hello.
+		c.nc.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout))
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			if s.ctx.Err() != nil {
+				return &Error{}
+			}
+			s.stats.authFailures[authTLS].Add(1)
+			c.log.Info("refused connection: TLS handshake failed", "err", err)
+			return &Error{}
+		}
+		c.nc.SetWriteDeadline(time.Time{})
+	}
 	c.nc.SetReadDeadline(time.Now().Add(s.opts.HandshakeTimeout))
 	stop := context.AfterFunc(s.ctx, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) })
 	t, body, err := c.fr.Next()
@@ -556,6 +612,12 @@ func (c *conn) handshake() *Error {
 		c.log.Debug("protocol version mismatch", "client", hello.Client, "protocol", hello.Protocol)
 		return &Error{Code: CodeVersion, Message: fmt.Sprintf("client speaks protocol version %d, this server speaks version %d", hello.Protocol, Version)}
 	}
+	if !s.authorized(hello.Token) {
+		s.stats.authFailures[authToken].Add(1)
+		c.log.Info("refused connection: missing or wrong token", "client", hello.Client, "token_given", hello.Token != "")
+		return &Error{Code: CodeUnauthorized, Message: "this server needs a valid token (logctl --token-file)"}
+	}
+	hello.Token = "" // not kept: nothing should log it
 	c.nc.SetReadDeadline(time.Time{})
 	c.hello = hello
 	if hello.Client != "" {
@@ -576,6 +638,20 @@ func (c *conn) handshake() *Error {
 		return &Error{}
 	}
 	return nil
+}
+
+// authorized reports whether token lets a client in: it is one of the
+// server's tokens, or the server needs none. The comparison takes the same
+// time whichever token, and however much of it, matches.
+func (s *Server) authorized(token string) bool {
+	if len(s.opts.Tokens) == 0 {
+		return true
+	}
+	ok := 0
+	for _, t := range s.opts.Tokens {
+		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(t))
+	}
+	return ok == 1 && token != ""
 }
 
 // readLoop is the reader goroutine: it decodes Q frames for serve, cancels

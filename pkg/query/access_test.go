@@ -1,0 +1,223 @@
+//go:build linux
+
+package query
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/collectord/collectord/internal/access"
+	"github.com/collectord/collectord/internal/testcert"
+)
+
+// tlsFixture is a ring with records behind a TLS query server, and the
+// certificates around it.
+type tlsFixture struct {
+	ts       *testServer
+	ca       *testcert.CA // signed the server's and the good client's certificates
+	otherCA  *testcert.CA // signed nothing the server trusts
+	client   testcert.Pair
+	expired  testcert.Pair
+	stranger testcert.Pair // a client certificate from otherCA
+}
+
+func newTLSFixture(t *testing.T, mutual bool, tokens ...string) *tlsFixture {
+	t.Helper()
+	tr := newRingForTest(t, 1<<20)
+	tr.write(100, 10)
+	f := &tlsFixture{ca: testcert.NewCA(t, "collectord-test"), otherCA: testcert.NewCA(t, "elsewhere")}
+	server := f.ca.Server(t, "server")
+	f.client = f.ca.Client(t, "alice")
+	f.expired = f.ca.ExpiredClient(t, "bob")
+	f.stranger = f.otherCA.Client(t, "mallory")
+	clientCA := ""
+	if mutual {
+		clientCA = f.ca.CertFile
+	}
+	cfg, err := access.ServerTLS(server.CertFile, server.KeyFile, clientCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ts = newServerForTest(t, tr.r, Options{TLSConfig: cfg, Tokens: tokens, HandshakeTimeout: 2 * time.Second})
+	return f
+}
+
+// clientTLS is the configuration of a client trusting ca and presenting
+// pair (if its files are set).
+func clientTLS(t *testing.T, ca *testcert.CA, pair testcert.Pair) *tls.Config {
+	t.Helper()
+	cfg, err := access.ClientTLS(ca.CertFile, pair.CertFile, pair.KeyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// latest asks for the latest n records and returns how many arrived.
+func latest(t *testing.T, c *Client, n int64) int {
+	t.Helper()
+	col := newCollector(t)
+	if _, err := c.Query(context.Background(), Request{N: &n}, col.handler()); err != nil {
+		t.Fatal(err)
+	}
+	seqs, _, _ := col.snapshot()
+	return len(seqs)
+}
+
+// refusedRaw opens a TLS connection with cfg, sends a hello, and returns
+// every byte of protocol the server sent before it closed: a refused
+// client must get none (no h frame with the ring's state, no batch).
+func refusedRaw(t *testing.T, addr string, cfg *tls.Config) (frames []FrameType, err error) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	cfg = cfg.Clone()
+	cfg.ServerName = "127.0.0.1"
+	tc := tls.Client(nc, cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	tc.Write(AppendFrame(nil, FrameHello, []byte(`{"protocol":1,"client":"test"}`)))
+	tc.Write(AppendFrame(nil, FrameQuery, []byte(`{"id":1,"n":10}`)))
+	fr := NewFrameReader(tc, MaxServerFrame)
+	for {
+		ft, _, err := fr.Next()
+		if err != nil {
+			return frames, err
+		}
+		frames = append(frames, ft)
+	}
+}
+
+func TestTLSServer(t *testing.T) {
+	f := newTLSFixture(t, false)
+	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, testcert.Pair{})})
+	if got := latest(t, c, 10); got != 10 {
+		t.Errorf("over TLS: got %d records, want 10", got)
+	}
+
+	// A client that does not trust the server's CA refuses it.
+	_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.otherCA, testcert.Pair{})})
+	if err == nil || !strings.Contains(err.Error(), "tls handshake") || !strings.Contains(err.Error(), "unknown authority") {
+		t.Errorf("client trusting another CA: err = %v, want a TLS handshake error about an unknown authority", err)
+	}
+
+	// A plain-TCP client gets nothing it can read as the protocol.
+	if _, err := Dial(context.Background(), f.ts.addr, DialOptions{Timeout: 5 * time.Second}); err == nil {
+		t.Error("plain TCP client to a TLS server: Dial succeeded")
+	}
+	waitFor(t, "TLS failures counted", func() bool { return f.ts.Stats().AuthFailuresTLS >= 1 })
+}
+
+func TestMutualTLS(t *testing.T) {
+	f := newTLSFixture(t, true)
+	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
+	if got := latest(t, c, 10); got != 10 {
+		t.Errorf("valid client certificate: got %d records, want 10", got)
+	}
+	for _, tc := range []struct {
+		name string
+		cert testcert.Pair
+		want string // in the client's error
+	}{
+		{"no client certificate", testcert.Pair{}, "certificate required"},
+		{"expired client certificate", f.expired, "expired certificate"},
+		{"client certificate from another CA", f.stranger, "unknown certificate authority"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := clientTLS(t, f.ca, tc.cert)
+			if len(cfg.Certificates) > 0 {
+				// Present the certificate even where Go's client would
+				// hold back one the server's CA list does not name.
+				cert := &cfg.Certificates[0]
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+			}
+			before := f.ts.Stats().AuthFailuresTLS
+			_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: cfg})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Dial: err = %v, want it to mention %q", err, tc.want)
+			}
+			frames, err := refusedRaw(t, f.ts.addr, cfg)
+			if len(frames) != 0 || err == nil {
+				t.Errorf("refused client received frames %v (then %v); want none", frames, err)
+			}
+			waitFor(t, "the refusals counted", func() bool { return f.ts.Stats().AuthFailuresTLS >= before+2 })
+		})
+	}
+	if n := f.ts.Stats().RecordsSent; n != 10 {
+		t.Errorf("server sent %d records in all, want only the valid client's 10", n)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	const old, current = "0123456789abcdef-old", "0123456789abcdef-new"
+	tr := newRingForTest(t, 1<<20)
+	tr.write(100, 10)
+	ts := newServerForTest(t, tr.r, Options{Tokens: []string{old, current}})
+	for _, tok := range []string{old, current} {
+		c := dialForTest(t, ts.addr, DialOptions{Token: tok})
+		if got := latest(t, c, 5); got != 5 {
+			t.Errorf("token %q: got %d records, want 5", tok, got)
+		}
+	}
+	for _, tok := range []string{"", "0123456789abcdef-bad", old + "x", old[:10]} {
+		_, err := Dial(context.Background(), ts.addr, DialOptions{Token: tok})
+		if !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("token %q: err = %v, want ErrUnauthorized", tok, err)
+		}
+		// At the frame level: X unauthorized and nothing else, not even
+		// the hello reply with the ring's state, though a query follows.
+		rc := dialRaw(t, ts.addr)
+		rc.send(FrameHello, `{"protocol":1,"token":"`+tok+`"}`)
+		rc.send(FrameQuery, `{"id":1,"n":10}`)
+		rc.expectError(CodeUnauthorized)
+		rc.expectClosed()
+	}
+	if got := ts.Stats().AuthFailuresToken; got != 8 {
+		t.Errorf("token failures = %d, want 8", got)
+	}
+	if got := ts.Stats().RecordsSent; got != 10 {
+		t.Errorf("records sent = %d, want only the authorised clients' 10", got)
+	}
+}
+
+func TestTokenOverMutualTLS(t *testing.T) {
+	const token = "a-token-of-enough-length"
+	f := newTLSFixture(t, true, token)
+	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client), Token: token})
+	if got := latest(t, c, 3); got != 3 {
+		t.Errorf("certificate and token: got %d records, want 3", got)
+	}
+	_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client), Token: "a-token-of-enough-lengtX"})
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("certificate with a wrong token: err = %v, want ErrUnauthorized", err)
+	}
+}
+
+// A client that connects to a TLS server and never starts the handshake
+// is dropped after HandshakeTimeout, like one that never says hello.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	f := newTLSFixture(t, true)
+	nc, err := net.Dial("tcp", f.ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte{0x16, 0x03}) // the first bytes of a ClientHello, and no more
+	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, err := io.Copy(io.Discard, nc)
+	if err != nil || n != 0 {
+		t.Errorf("slow TLS client: read %d bytes, %v; want the server to close with nothing sent", n, err)
+	}
+	waitFor(t, "the connection closed", func() bool { return f.ts.Stats().ConnsOpen == 0 })
+}
