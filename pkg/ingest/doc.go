@@ -146,4 +146,26 @@
 //   - Plain text that starts with an upper-case word, '=' and contains a
 //     newline ("ERROR=5\n") is read as a journald datagram.
 //   - JSON keys are matched case-sensitively; only the names above map.
+//
+// # Rate limiting
+//
+// Options.RateLimit, off by default, limits each sender to Burst messages
+// per Interval, as journald's RateLimitBurst= and RateLimitIntervalSec= do.
+// A sender is its kernel uid and pid (SCM_CREDENTIALS), which it cannot
+// forge; datagrams without credentials share one sender. A window starts
+// with the sender's first message; messages beyond the burst are dropped
+// before they are parsed (passed descriptors closed unread) and counted
+// as ReasonRateLimited. When a window with drops ends, the Ingester
+// writes one record of its own, "Suppressed N messages from pid P (uid
+// U)", tag collectord, syslog.warning, with fields SUPPRESSED,
+// SUPPRESSED_PID and SUPPRESSED_UID, even if no datagram arrives then: Run
+// wakes for it. When Run stops, every drop not yet reported is reported,
+// so a restart loses no count. Other senders are not slowed: limiting
+// costs a map lookup per datagram and allocates nothing.
+//
+// At most MaxSenders senders are tracked; when the table is full, senders
+// whose window has ended are forgotten, and if none has, new senders share
+// one overflow bucket (reported as "senders beyond the rate limiter's
+// sender table") until room is made. Memory stays bounded whatever the
+// number of senders.
 package ingest

@@ -31,6 +31,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the receive clock. Default time.Now.
 	Now func() time.Time
+	// RateLimit limits the messages stored per sender. Default: off.
+	RateLimit RateLimit
 }
 
 // Drop and damage reasons counted by an Ingester.
@@ -43,11 +45,12 @@ const (
 	ReasonControlTruncated = "control_truncated" // too many fds: the kernel dropped some
 	ReasonEntryTooLarge    = "entry_too_large"   // entry larger than a ring record: stored cut down
 	ReasonNoCredentials    = "no_credentials"    // the kernel sent no SCM_CREDENTIALS
+	ReasonRateLimited      = "rate_limited"      // the sender exceeded its rate limit: dropped
 )
 
 // Reasons lists every reason, for exporting all counters from the start.
 var Reasons = []string{ReasonTruncated, ReasonMalformed, ReasonInvalidUTF8, ReasonEmpty,
-	ReasonRejectedFD, ReasonControlTruncated, ReasonEntryTooLarge, ReasonNoCredentials}
+	ReasonRejectedFD, ReasonControlTruncated, ReasonEntryTooLarge, ReasonNoCredentials, ReasonRateLimited}
 
 // NumFormats bounds record.Format values: Stats arrays are indexed by them
 // and labelled with record.Format.String.
@@ -75,6 +78,10 @@ type Ingester struct {
 	entry  record.Entry
 	buf    []byte
 
+	limit *limiter    // nil: no rate limit
+	self  senderCreds // for the records the Ingester writes itself
+	note  []byte      // scratch text of a suppression note
+
 	counters // count_on.go; no-ops under the noinstrument tag (count_off.go)
 }
 
@@ -95,6 +102,9 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		log:  opts.Logger,
 		now:  opts.Now,
 		buf:  make([]byte, 0, 4096),
+
+		limit: newLimiter(opts.RateLimit),
+		self:  senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
 	}
 	in.counters.init()
 	if in.log == nil {
@@ -118,22 +128,52 @@ func (in *Ingester) Run(ctx context.Context) error {
 		in.conn.SetReadDeadline(time.Now())
 		close(interrupted)
 	})
+	// With a rate limit, the read deadline is also moved (here, in this
+	// goroutine) to when the next suppression note is due, so that the
+	// note is written even if no datagram comes; ctx is checked after each
+	// move, as the move could undo the interruption's.
+	var ticking bool
 	defer func() {
 		if !stop() {
 			<-interrupted
 			in.conn.SetReadDeadline(time.Time{})
+		} else if ticking {
+			in.conn.SetReadDeadline(time.Time{})
 		}
 	}()
 	defer in.w.Publish()
+	defer in.writeNotes(true) // report every drop before another process takes over
 	for {
+		if in.limit != nil {
+			if due, ok := in.limit.due(); ok {
+				in.conn.SetReadDeadline(time.Unix(0, due))
+				ticking = true
+			} else if ticking {
+				in.conn.SetReadDeadline(time.Time{})
+				ticking = false
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
 		msgs, err := in.rx.Receive()
 		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if ticking {
+					in.writeNotes(false)
+					in.w.Publish()
+					continue
+				}
 			}
 			return fmt.Errorf("receive: %w", err)
 		}
 		now := in.now().UnixNano()
+		if in.limit != nil {
+			in.writeNotesAt(now, false)
+		}
 		for i := range msgs {
 			in.store(&msgs[i], now)
 		}
@@ -146,6 +186,11 @@ func (in *Ingester) Run(ctx context.Context) error {
 
 // store parses one datagram and adds it to the ring (unpublished).
 func (in *Ingester) store(m *dgram.Msg, now int64) {
+	if in.limit != nil && !in.limit.allow(keyOf(m), now) {
+		m.CloseFDs()
+		in.count(ReasonRateLimited)
+		return
+	}
 	data := m.Data
 	truncated := m.Truncated
 	if m.ControlTruncated {
@@ -202,6 +247,36 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 		f = int(record.FormatRaw)
 	}
 	in.stored(f, len(data))
+}
+
+// keyOf is the rate limiter's key for m's sender.
+func keyOf(m *dgram.Msg) senderKey {
+	if !m.Creds.OK {
+		return noCredsKey
+	}
+	return senderKey{uid: m.Creds.UID, pid: m.Creds.PID}
+}
+
+// writeNotes adds (unpublished) a suppression note for every sender whose
+// window has ended with messages dropped, or for every sender with drops
+// if all.
+func (in *Ingester) writeNotes(all bool) {
+	if in.limit != nil {
+		in.writeNotesAt(in.now().UnixNano(), all)
+	}
+}
+
+func (in *Ingester) writeNotesAt(now int64, all bool) {
+	in.limit.notes(now, all, func(key senderKey, dropped uint64) {
+		e := &in.entry
+		in.note = suppressionNote(e, in.note, key, dropped, in.self)
+		in.buf = record.AppendEncode(in.buf[:0], e)
+		if _, err := in.w.Add(now, in.buf); err != nil {
+			in.log.Warn("store suppression note", "err", err)
+			return
+		}
+		in.log.Debug("rate limit: suppressed messages", "pid", key.pid, "uid", key.uid, "suppressed", dropped)
+	})
 }
 
 // shrink cuts an entry that does not fit in one ring record: fields go

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/syslog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +37,24 @@ func runChild(role, path string) error {
 			return err
 		}
 		return w.Info("two\nlines")
+	case "flood":
+		// FLOOD_COUNT datagrams "flood I", with blocking sends: none is
+		// lost in the kernel, so every one reaches the rate limiter.
+		n, err := strconv.Atoi(os.Getenv("FLOOD_COUNT"))
+		if err != nil {
+			return fmt.Errorf("FLOOD_COUNT: %w", err)
+		}
+		c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := range n {
+			if _, err := c.Write([]byte("flood " + strconv.Itoa(i))); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
