@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/collectord/collectord/internal/daemon"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -27,25 +30,37 @@ type Config struct {
 	Ring        string   `toml:"ring"`
 	RingSize    Size     `toml:"ring_size"`
 	RingMode    FileMode `toml:"ring_mode"`
+	RingGroup   string   `toml:"ring_group"`
 	QueryAddr   string   `toml:"query_addr"`
 	MetricsAddr string   `toml:"metrics_addr"`
 	LogLevel    string   `toml:"log_level"`
 	PIDFile     string   `toml:"pid_file"`
+
+	RateLimitBurst    int      `toml:"rate_limit_burst"`
+	RateLimitInterval Duration `toml:"rate_limit_interval"`
+
+	QueryTLSCert     string `toml:"query_tls_cert"`
+	QueryTLSKey      string `toml:"query_tls_key"`
+	QueryTLSClientCA string `toml:"query_tls_client_ca"`
+	QueryTokenFile   string `toml:"query_token_file"`
+	QueryInsecure    bool   `toml:"query_insecure"`
 }
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
-		Socket:      rundir.Socket(),
-		SocketMode:  0o666,
-		RecvBuffer:  8 << 20,
-		Batch:       64,
-		Ring:        rundir.Ring(),
-		RingSize:    shmring.DefaultSize,
-		RingMode:    0o640,
-		QueryAddr:   rundir.QueryAddr,
-		MetricsAddr: rundir.MetricsAddr,
-		LogLevel:    "info",
+		Socket:     rundir.Socket(),
+		SocketMode: 0o666,
+		RecvBuffer: 8 << 20,
+		Batch:      64,
+		Ring:       rundir.Ring(),
+		RingSize:   shmring.DefaultSize,
+		RingMode:   0o640,
+
+		RateLimitInterval: Duration(30 * time.Second),
+		QueryAddr:         rundir.QueryAddr,
+		MetricsAddr:       rundir.MetricsAddr,
+		LogLevel:          "info",
 	}
 }
 
@@ -111,6 +126,23 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %q: must be HOST:PORT (or empty to disable)", name, addr)
 		}
 	}
+	if _, err := c.ringGID(); err != nil {
+		return err
+	}
+	switch {
+	case c.RateLimitBurst < 0:
+		return fmt.Errorf("rate_limit_burst %d: must be 0 (off) or more", c.RateLimitBurst)
+	case c.RateLimitBurst > 0 && (c.RateLimitInterval < Duration(time.Millisecond) || c.RateLimitInterval > Duration(time.Hour)):
+		return fmt.Errorf("rate_limit_interval %s: must be between 1ms and 1h when rate_limit_burst is set", c.RateLimitInterval)
+	case (c.QueryTLSCert == "") != (c.QueryTLSKey == ""):
+		return fmt.Errorf("query_tls_cert %q, query_tls_key %q: set both or neither", c.QueryTLSCert, c.QueryTLSKey)
+	case c.QueryTLSClientCA != "" && c.QueryTLSCert == "":
+		return fmt.Errorf("query_tls_client_ca %q: needs query_tls_cert and query_tls_key (mutual TLS is TLS)", c.QueryTLSClientCA)
+	}
+	if c.QueryAddr != "" && !c.QueryInsecure && c.QueryTLSCert == "" && c.QueryTokenFile == "" && !daemon.IsLoopback(c.QueryAddr) {
+		return fmt.Errorf("query_addr %q: not a loopback address; anyone who reaches it could read every log: "+
+			"set query_tls_cert/query_tls_key (and query_tls_client_ca) or query_token_file, or query_insecure = true", c.QueryAddr)
+	}
 	if c.PIDFile != "" && !filepath.IsAbs(c.PIDFile) {
 		return fmt.Errorf("pid_file %q: must be an absolute path", c.PIDFile)
 	}
@@ -119,6 +151,25 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// ringGID resolves ring_group, a group name or number; 0 when unset.
+func (c *Config) ringGID() (int, error) {
+	if c.RingGroup == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseUint(c.RingGroup, 10, 31); err == nil {
+		return int(n), nil
+	}
+	g, err := user.LookupGroup(c.RingGroup)
+	if err != nil {
+		return 0, fmt.Errorf("ring_group %q: no such group (a group name or number)", c.RingGroup)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return 0, fmt.Errorf("ring_group %q: group id %q is not a number", c.RingGroup, g.Gid)
+	}
+	return gid, nil
 }
 
 // Load builds the configuration from defaults, the --config file and the
@@ -160,6 +211,7 @@ func newFlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.StringVar(&c.Socket, "socket", c.Socket, "datagram socket `path`")
 	fs.StringVar(&c.Ring, "ring", c.Ring, "ring file `path`")
 	fs.Var(&c.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
+	fs.StringVar(&c.RingGroup, "ring-group", c.RingGroup, "readers' `group` (name or number) given the ring and its directory")
 	fs.StringVar(&c.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
@@ -224,6 +276,21 @@ func (s *Size) UnmarshalTOML(v any) error {
 		return nil
 	}
 	return fmt.Errorf("size %v: want a string such as \"64MiB\" or a byte count", v)
+}
+
+// Duration is a time span written as Go writes one: "30s", "1m30s".
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalText accepts a duration string in the config file.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit such as \"30s\" or \"1m\"", b)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // FileMode is a permission written in octal: "0666".

@@ -42,6 +42,26 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 }
 
+// A non-loopback query address is accepted only with TLS, a token, or an
+// explicit query_insecure.
+func TestConfigNonLoopbackQuery(t *testing.T) {
+	for _, body := range []string{
+		"query_addr = \"127.0.0.2:7514\"\n",
+		"query_addr = \"[::1]:7514\"\n",
+		"query_addr = \"localhost:7514\"\n",
+		"query_addr = \"0.0.0.0:7514\"\nquery_tls_cert = \"/c.pem\"\nquery_tls_key = \"/k.pem\"\n",
+		"query_addr = \"0.0.0.0:7514\"\nquery_token_file = \"/t\"\n",
+		"query_addr = \"0.0.0.0:7514\"\nquery_insecure = true\n",
+	} {
+		if _, err := Load([]string{"--config", writeConfig(t, body)}); err != nil {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+	if _, err := Load([]string{"--query-addr", "0.0.0.0:7514"}); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("--query-addr 0.0.0.0:7514: err = %v, want a refusal", err)
+	}
+}
+
 func TestConfigErrorsNameTheField(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{"rnig = \"/x\"\n", "unknown key rnig"},
@@ -54,6 +74,15 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"query_addr = \"localhost\"\n", "query_addr \"localhost\": must be HOST:PORT"},
 		{"log_level = \"loud\"\n", "log_level \"loud\""},
 		{"batch = \n", "config"},
+		{"ring_group = \"no-such-group-here\"\n", "ring_group \"no-such-group-here\": no such group"},
+		{"rate_limit_burst = -1\n", "rate_limit_burst -1"},
+		{"rate_limit_burst = 10\nrate_limit_interval = \"0s\"\n", "rate_limit_interval 0s: must be between 1ms and 1h"},
+		{"rate_limit_interval = \"soon\"\n", "duration \"soon\""},
+		{"query_tls_cert = \"/c.pem\"\n", "query_tls_cert \"/c.pem\", query_tls_key \"\": set both or neither"},
+		{"query_tls_client_ca = \"/ca.pem\"\n", "query_tls_client_ca \"/ca.pem\": needs query_tls_cert"},
+		{"query_addr = \"0.0.0.0:7514\"\n", "query_addr \"0.0.0.0:7514\": not a loopback address"},
+		{"query_addr = \":7514\"\n", "query_addr \":7514\": not a loopback address"},
+		{"query_addr = \"192.0.2.1:7514\"\n", "query_tls_cert/query_tls_key"},
 	} {
 		_, err := Load([]string{"--config", writeConfig(t, tc.body)})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/daemon"
 	"github.com/collectord/collectord/internal/tracing"
+	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/pkg/query"
 )
 
 // Run serves with cfg until ctx is done or an upgrade (a value on reload)
@@ -17,6 +21,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 	if err != nil {
 		log.Warn("in-place upgrades disabled: cannot find our executable", "err", err)
 		exe = ""
+	}
+	gid, err := cfg.ringGID()
+	if err != nil {
+		return err
+	}
+	qopts, err := cfg.queryAccess(log)
+	if err != nil {
+		return err
 	}
 	tp, shutdownTracing, err := tracing.Setup(ctx, "collectord")
 	if err != nil {
@@ -38,13 +50,48 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 		Ring:        cfg.Ring,
 		RingSize:    uint64(cfg.RingSize),
 		RingMode:    os.FileMode(cfg.RingMode),
+		RingGroup:   gid,
 		QueryAddr:   cfg.QueryAddr,
 		MetricsAddr: cfg.MetricsAddr,
 		PIDFile:     cfg.PIDFile,
-		Exe:         exe,
-		Args:        os.Args,
-		Logger:      log,
+		Query:       qopts,
+		RateLimit: ingest.RateLimit{
+			Burst:    cfg.RateLimitBurst,
+			Interval: time.Duration(cfg.RateLimitInterval),
+		},
+
+		QueryInsecure: cfg.QueryInsecure,
+		Exe:           exe,
+		Args:          os.Args,
+		Logger:        log,
 
 		TracerProvider: tp,
 	}, reload)
+}
+
+// queryAccess reads the query server's TLS material and tokens. Errors
+// name the configuration key.
+func (c *Config) queryAccess(log *slog.Logger) (query.Options, error) {
+	var opts query.Options
+	if c.QueryTLSCert != "" {
+		tc, err := access.ServerTLS(c.QueryTLSCert, c.QueryTLSKey, c.QueryTLSClientCA)
+		if err != nil {
+			return opts, fmt.Errorf("query_tls_cert/query_tls_key/query_tls_client_ca: %w", err)
+		}
+		opts.TLSConfig = tc
+	}
+	if c.QueryTokenFile != "" {
+		tokens, warn, err := access.ReadTokens(c.QueryTokenFile)
+		if err != nil {
+			return opts, fmt.Errorf("query_token_file: %w", err)
+		}
+		if warn != "" {
+			log.Warn("query_token_file: " + warn)
+		}
+		if c.QueryTLSCert == "" && !daemon.IsLoopback(c.QueryAddr) {
+			log.Warn("query tokens without TLS cross the network in clear; set query_tls_cert and query_tls_key", "query_addr", c.QueryAddr)
+		}
+		opts.Tokens = tokens
+	}
+	return opts, nil
 }

@@ -31,3 +31,29 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestSysusersConfig runs systemd-sysusers on the shipped users file
+// against an empty root: it must parse and create the daemon's user and
+// the readers' group.
+func TestSysusersConfig(t *testing.T) {
+	sysusers, err := exec.LookPath("systemd-sysusers")
+	if err != nil {
+		t.Skip("systemd-sysusers not installed")
+	}
+	conf, err := filepath.Abs(filepath.Join("..", "..", "deploy", "sysusers.d", "collectord.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sysusers, "--dry-run", "--root", t.TempDir(), conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Creating group 'collectord-readers'", "Creating user 'collectord'"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("systemd-sysusers output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "ignoring") || strings.Contains(string(out), "not a valid") {
+		t.Errorf("systemd-sysusers complained:\n%s", out)
+	}
+}

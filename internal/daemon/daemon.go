@@ -55,13 +55,19 @@ type Config struct {
 	RecvBuffer int         // SO_RCVBUF
 	MaxMessage int         // longest datagram stored whole
 	Batch      int         // datagrams per recvmmsg and per ring commit
+	RateLimit  ingest.RateLimit
 
-	Ring     string
-	RingSize uint64
-	RingMode os.FileMode
+	Ring      string
+	RingSize  uint64
+	RingMode  os.FileMode
+	RingGroup int // readers' group id for the ring and its directory; 0: the daemon's group
 
-	QueryAddr   string // "" disables the query server (unless a socket is passed)
-	MetricsAddr string // "" disables the metrics server (unless a socket is passed)
+	QueryAddr string // "" disables the query server (unless a socket is passed)
+	// QueryInsecure allows a query socket on an address other than
+	// loopback with neither Query.TLSConfig nor Query.Tokens set; without
+	// it Run refuses to start, whether it bound the socket or was passed it.
+	QueryInsecure bool
+	MetricsAddr   string // "" disables the metrics server (unless a socket is passed)
 	// TracerProvider traces query requests; nil means no tracing.
 	TracerProvider trace.TracerProvider
 
@@ -143,15 +149,16 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		return err
 	}
-	for _, dir := range []string{dirOf(d.cfg.Ring), dirOf(d.cfg.Socket)} {
-		if err := ensureDir(dir); err != nil {
-			return fail(err)
-		}
+	if err := prepareDirs(&d.cfg, d.log); err != nil {
+		return fail(err)
 	}
 	if d.socks, err = acquireSockets(&d.cfg, files, d.log); err != nil {
 		return fail(err)
 	}
 	defer d.closeSockets()
+	if err := d.checkQueryAccess(); err != nil {
+		return fail(err)
+	}
 	if d.socks.bound[NameIngest] {
 		d.socketFile = d.cfg.Socket
 	} else if up != nil {
@@ -286,7 +293,7 @@ func (d *daemon) openRing(ctx context.Context) error {
 			}
 		}
 	})
-	w, err := shmring.OpenWriter(d.cfg.Ring, shmring.Options{Size: d.cfg.RingSize, Mode: d.cfg.RingMode})
+	w, err := shmring.OpenWriter(d.cfg.Ring, shmring.Options{Size: d.cfg.RingSize, Mode: d.cfg.RingMode, Group: d.cfg.RingGroup})
 	close(done)
 	extender.Wait()
 	if err != nil {
@@ -322,7 +329,7 @@ func (d *daemon) closeReader() {
 
 // startIngest starts reading the datagram socket into the ring.
 func (d *daemon) startIngest() {
-	in, err := ingest.New(d.socks.ingest, d.w, ingest.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log})
+	in, err := ingest.New(d.socks.ingest, d.w, ingest.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log, RateLimit: d.cfg.RateLimit})
 	if err != nil {
 		// Options were validated; a failure here is a bug worth stopping for.
 		panic(fmt.Sprintf("ingest.New: %v", err))

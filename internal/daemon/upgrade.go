@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/internal/upgrade"
 )
 
@@ -100,17 +98,6 @@ func childEnv(socketFile string) []string {
 		env = append(env, envSocketFile+"="+socketFile)
 	}
 	return env
-}
-
-func dirOf(path string) string { return filepath.Dir(path) }
-
-// ensureDir creates a runtime directory: private unless we are root.
-func ensureDir(dir string) error {
-	mode := os.FileMode(0o700)
-	if os.Geteuid() == 0 {
-		mode = 0o755
-	}
-	return rundir.Ensure(dir, mode)
 }
 
 func addrOf(l net.Listener) string {

@@ -1,0 +1,120 @@
+//go:build linux
+
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/collectord/collectord/internal/rundir"
+)
+
+// prepareDirs creates the ring's and the socket's directories if needed.
+//
+// The ring's directory is limited to the daemon's user and the readers'
+// group when this daemon owns it, that is when it creates it now or when
+// systemd made it for it (RuntimeDirectory=): mode 0750, or 0751 when the
+// datagram socket lives there too, so that every sender reaches the socket
+// but only readers can list the directory. A per-user daemon without a
+// readers' group keeps its directory private (0700). A directory the
+// daemon does not own is left alone, with a warning if others may list it;
+// the ring file's own permission protects the records either way.
+func prepareDirs(cfg *Config, log *slog.Logger) error {
+	ringDir, sockDir := filepath.Dir(cfg.Ring), filepath.Dir(cfg.Socket)
+	_, err := os.Lstat(ringDir)
+	ours := errors.Is(err, os.ErrNotExist) || isRuntimeDirectory(ringDir)
+	mode := os.FileMode(0o750)
+	if os.Geteuid() != 0 && cfg.RingGroup == 0 {
+		mode = 0o700
+	}
+	if ringDir == sockDir && mode&0o070 != 0 {
+		mode |= 0o001
+	}
+	if err := rundir.Ensure(ringDir, mode); err != nil {
+		return err
+	}
+	if ours {
+		if err := limitDir(ringDir, mode, cfg.RingGroup); err != nil {
+			return err
+		}
+	} else if st, err := os.Stat(ringDir); err == nil && st.Mode().Perm()&0o004 != 0 {
+		log.Warn("the ring's directory may be listed by anyone; the ring file itself is protected by ring_mode",
+			"dir", ringDir, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
+	}
+	if sockDir != ringDir {
+		sockMode := os.FileMode(0o700)
+		if os.Geteuid() == 0 {
+			sockMode = 0o755
+		}
+		return rundir.Ensure(sockDir, sockMode)
+	}
+	return nil
+}
+
+// limitDir gives dir the mode and, if gid is not zero, the group.
+func limitDir(dir string, mode os.FileMode, gid int) error {
+	if gid != 0 {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Gid) != gid {
+			if err := os.Chown(dir, -1, gid); err != nil {
+				return fmt.Errorf("give the ring's directory to the readers' group %d: %w", gid, err)
+			}
+		}
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("limit access to the ring's directory: %w", err)
+	}
+	return nil
+}
+
+// isRuntimeDirectory reports whether systemd created dir for this service
+// (RuntimeDirectory=, announced in $RUNTIME_DIRECTORY).
+func isRuntimeDirectory(dir string) bool {
+	for d := range strings.SplitSeq(os.Getenv("RUNTIME_DIRECTORY"), ":") {
+		if d != "" && filepath.Clean(d) == filepath.Clean(dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsLoopback reports whether the TCP address addr (HOST:PORT) can only be
+// reached from this host: a loopback IP, or "localhost". An empty host
+// means every address, which is not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// checkQueryAccess refuses a query socket that other hosts can reach
+// when neither TLS nor tokens guard it, unless QueryInsecure says so. It
+// checks the socket's real address, so a socket systemd passed is held to
+// the same rule as one from the configuration.
+func (d *daemon) checkQueryAccess() error {
+	ln := d.socks.query
+	if ln == nil || d.cfg.QueryInsecure || d.cfg.Query.TLSConfig != nil || len(d.cfg.Query.Tokens) > 0 {
+		return nil
+	}
+	if addr := ln.Addr().String(); !IsLoopback(addr) {
+		return fmt.Errorf("query socket %s: not a loopback address, and neither TLS nor a token guards it: "+
+			"anyone who reaches it could read every log; set query_tls_cert and query_tls_key or query_token_file, or query_insecure = true", addr)
+	}
+	return nil
+}
