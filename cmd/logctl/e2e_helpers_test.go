@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,8 @@ type daemonConfig struct {
 	metrics  string   // metrics server address; "" for none
 	env      []string // added to the daemon's environment
 	logLevel string   // debug logs each query connection
+	ring     string   // ring path; "" for "ring" in the daemon's directory
+	args     []string // more flags
 }
 
 // startDaemon runs collectord with its socket and ring in dir and waits
@@ -153,12 +156,13 @@ func startDaemon(t *testing.T, dir string, cfg daemonConfig) *daemon {
 	}
 	d := &daemon{
 		socket: filepath.Join(dir, "c.sock"),
-		ring:   filepath.Join(dir, "ring"),
+		ring:   cmp.Or(cfg.ring, filepath.Join(dir, "ring")),
 		logs:   new(lineBuffer),
 		done:   make(chan struct{}),
 	}
 	d.cmd = exec.Command(daemonBin, "--socket", d.socket, "--ring", d.ring, "--ring-size", cfg.ringSize,
 		"--query-addr", cfg.addr, "--metrics-addr", cfg.metrics, "--log-level", cfg.logLevel)
+	d.cmd.Args = append(d.cmd.Args, cfg.args...)
 	if cfg.env != nil {
 		d.cmd.Env = append(os.Environ(), cfg.env...)
 	}

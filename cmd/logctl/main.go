@@ -3,6 +3,7 @@
 //	logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]
 //	logctl stats [--metrics-addr HOST:PORT] [--interval D]
 //	logctl tail [-n N] [-f] [filters] [-o short|short-iso|json|raw] [--addr HOST:PORT | --ring PATH]
+//	            [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 //
 // Run "logctl COMMAND -h" for a command's flags.
 package main

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/litetrace"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/query"
@@ -31,6 +34,8 @@ type tailOptions struct {
 	ring       string
 	out        formatter
 	tracer     trace.TracerProvider // spans for server queries; nil: none
+	tls        *tls.Config          // nil: plain TCP
+	token      string               // bearer token for the hello; "" for none
 }
 
 // fieldFlags collects repeated --field KEY=VALUE flags.
@@ -73,8 +78,13 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	output := fs.String("o", "short", "output `format`: short, short-iso, json, raw")
 	fs.StringVar(&o.addr, "addr", rundir.QueryAddr, "collectord query server `host:port`")
 	fs.StringVar(&o.ring, "ring", "", "read this ring `file` directly instead of asking the daemon")
+	useTLS := fs.Bool("tls", false, "speak TLS to the query server, trusting the system's CAs (implied by the --tls-* flags)")
+	tlsCA := fs.String("tls-ca", "", "trust the CA certificates in `file` (PEM) for the query server's certificate")
+	tlsCert := fs.String("tls-cert", "", "present the client certificate in `file` (PEM; mutual TLS)")
+	tlsKey := fs.String("tls-key", "", "the client certificate's key `file` (PEM)")
+	tokenFile := fs.String("token-file", "", "send the bearer token in `file` (its first line) to the query server")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: logctl tail [-n N] [-f] [filters] [-o FORMAT] [--addr HOST:PORT | --ring PATH]")
+		fmt.Fprintln(stderr, "usage: logctl tail [-n N] [-f] [filters] [-o FORMAT] [--addr HOST:PORT [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE] | --ring PATH]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +100,9 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
 	if setFlags["ring"] && setFlags["addr"] {
 		return nil, usageError{errors.New("--ring and --addr: give one or the other")}
+	}
+	if err := o.parseAccess(setFlags, *useTLS, *tlsCA, *tlsCert, *tlsKey, *tokenFile, stderr); err != nil {
+		return nil, err
 	}
 	var err error
 	if o.out.format, err = parseOutput(*output); err != nil {
@@ -152,6 +165,36 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	o.out.hostname, _ = os.Hostname()
 	o.out.color = wantColor(stdout)
 	return o, nil
+}
+
+// parseAccess loads the credentials for the query server named by the
+// --tls* and --token-file flags.
+func (o *tailOptions) parseAccess(set map[string]bool, useTLS bool, ca, cert, key, tokenFile string, stderr io.Writer) error {
+	tlsSet := useTLS || ca != "" || cert != "" || key != ""
+	if o.ring != "" && (tlsSet || tokenFile != "") {
+		return usageError{errors.New("--ring reads the file directly: --tls, --tls-ca, --tls-cert, --tls-key and --token-file are for the query server")}
+	}
+	if (cert == "") != (key == "") {
+		return usageError{errors.New("--tls-cert and --tls-key: give both or neither")}
+	}
+	if tlsSet {
+		cfg, err := access.ClientTLS(ca, cert, key, "")
+		if err != nil {
+			return fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %w", err)
+		}
+		o.tls = cfg
+	}
+	if tokenFile != "" {
+		tok, warn, err := access.ReadToken(tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		if warn != "" {
+			fmt.Fprintln(stderr, "logctl: warning: "+warn)
+		}
+		o.token = tok
+	}
+	return nil
 }
 
 // parseWhen parses an RFC 3339 time or a duration before now ("10m",
@@ -331,7 +374,7 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 	reconnecting := false
 	for {
 		end, err := func() (query.End, error) {
-			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl", TracerProvider: o.tracer})
+			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl", TracerProvider: o.tracer, TLSConfig: o.tls, Token: o.token})
 			if err != nil {
 				return query.End{}, err
 			}
@@ -424,6 +467,13 @@ func isConnError(err error) bool {
 	var qerr *query.Error
 	if errors.As(err, &qerr) {
 		return qerr.Code == query.CodeShutdown
+	}
+	// Certificates that do not verify, and TLS alerts from the server
+	// (a client certificate refused), are not cured by reconnecting.
+	var cve *tls.CertificateVerificationError
+	var oe *net.OpError
+	if errors.As(err, &cve) || (errors.As(err, &oe) && oe.Op == "remote error") {
+		return false
 	}
 	return true
 }
