@@ -224,13 +224,16 @@ func (g *generations) upgrade(t *testing.T) int {
 	if pid == old || slices.Contains(g.pids, pid) {
 		t.Fatalf("after SIGHUP to %d the ready process is %d", old, pid)
 	}
-	handed := false
-	for _, e := range logEvents(logs, "upgrade: handed over") {
-		handed = handed || intField(t, e, "new_pid") == pid
-	}
-	if !handed {
-		t.Fatalf("new process %d serves but no old process said it handed over to it:\n%s", pid, logs)
-	}
+	// The old process logs the handover concurrently with the new one's
+	// "ready": wait for its line too.
+	g.d.logs.waitFor(t, restartTimeout, fmt.Sprintf("process %d to say it handed over to %d", old, pid), func(s string) bool {
+		for _, e := range logEvents(s, "upgrade: handed over") {
+			if intField(t, e, "new_pid") == pid {
+				return true
+			}
+		}
+		return false
+	})
 	if got := readPIDFile(t, g.pidFile); got != pid {
 		t.Fatalf("pid file says %d after the upgrade to %d", got, pid)
 	}
