@@ -1,14 +1,18 @@
 //go:build linux
 
-// Command qbench is the query benchmark's helper (see bench/query/run.sh):
+// Command qbench is the query benchmarks' helper (bench/query/run.sh,
+// bench/abuse/run.sh):
 //
 //	qbench fill    -socket PATH -ring PATH -n N [-senders K] [-size BYTES]
 //	qbench time    [-runs R] [-warmup W] [-records N] [-devnull] -- COMMAND [ARG...] [::: COMMAND [ARG...]]...
 //	qbench latency -socket PATH -logctl BIN [-rate R] [-n N] -- LOGCTL-SOURCE-FLAGS...
 //	qbench stall   -socket PATH -ring PATH -addr HOST:PORT [-n N] [-senders K] [-idle C] [-rounds R]
+//	qbench abuse   -socket PATH -ring PATH -addr HOST:PORT -logctl BIN [-pid PID] [-n N] [-senders K] [-idle C]
+//	               [-half-open C] [-slowloris C] [-stalled C] [-tail-n N] [-tails K] [-tail-every D] [-rounds R]
 //
 // Each prints one JSON object on stdout (time: one per command); durations
-// are in microseconds. See bench/query/run.sh for what each measures.
+// are in microseconds. See bench/query/run.sh for what each measures
+// (abuse: bench/abuse/run.sh).
 package main
 
 import (
@@ -25,9 +29,10 @@ func main() {
 		"time":    runTime,
 		"latency": runLatency,
 		"stall":   runStall,
+		"abuse":   runAbuse,
 	}
 	if len(os.Args) < 2 || cmds[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qbench fill|time|latency|stall [flags]")
+		fmt.Fprintln(os.Stderr, "usage: qbench fill|time|latency|stall|abuse [flags]")
 		os.Exit(2)
 	}
 	res, err := cmds[os.Args[1]](os.Args[2:])
