@@ -112,10 +112,16 @@ func TestTLSServer(t *testing.T) {
 		t.Errorf("client trusting another CA: err = %v, want a TLS handshake error about an unknown authority", err)
 	}
 
-	// A plain-TCP client gets nothing it can read as the protocol.
-	if _, err := Dial(context.Background(), f.ts.addr, DialOptions{Timeout: 5 * time.Second}); err == nil {
-		t.Error("plain TCP client to a TLS server: Dial succeeded")
+	// A plain-TCP client is told, in the protocol, that it needs TLS,
+	// and nothing else.
+	if _, err := Dial(context.Background(), f.ts.addr, DialOptions{}); !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "speaks TLS") {
+		t.Errorf("plain TCP client to a TLS server: err = %v, want ErrUnauthorized saying the server speaks TLS", err)
 	}
+	rc := dialRaw(t, f.ts.addr)
+	rc.send(FrameHello, `{"protocol":1}`)
+	rc.send(FrameQuery, `{"id":1,"n":10}`)
+	rc.expectError(CodeUnauthorized)
+	rc.expectClosed()
 	waitFor(t, "TLS failures counted", func() bool { return f.ts.Stats().AuthFailuresTLS >= 1 })
 }
 

@@ -581,6 +581,16 @@ func (c *conn) handshake() *Error {
 			}
 			s.stats.authFailures[authTLS].Add(1)
 			c.log.Info("refused connection: TLS handshake failed", "err", err)
+			var rhe tls.RecordHeaderError
+			if errors.As(err, &rhe) && rhe.Conn != nil {
+				// Not TLS at all: most likely a client of this protocol
+				// without TLS. Tell it in its own terms, so that it
+				// stops rather than retries; this says nothing about
+				// the ring.
+				e := &Error{Code: CodeUnauthorized, Message: "this server speaks TLS (logctl --tls-ca, --tls-cert, --tls-key)"}
+				rhe.Conn.Write(AppendFrame(nil, FrameError, marshalJSON(e)))
+				lingerClose(rhe.Conn)
+			}
 			return &Error{}
 		}
 		c.nc.SetWriteDeadline(time.Time{})
