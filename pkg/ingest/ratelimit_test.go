@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/collectord/collectord/pkg/record"
 )
 
@@ -185,17 +183,7 @@ func TestRateLimitAllocs(t *testing.T) {
 	h := newHarness(t, harnessOptions{Ingest: Options{RateLimit: RateLimit{Burst: 10, Interval: time.Hour}}})
 	sock := dialRaw(t, h.path)
 	data := []byte("<13>Jan  2 03:04:05 host app[7]: hello")
-	if n := testing.AllocsPerRun(100, func() {
-		if _, err := unix.Write(sock, data); err != nil {
-			t.Fatalf("send: %v", err)
-		}
-		msgs, err := h.in.rx.Receive()
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("Receive = %d datagrams, %v; want 1", len(msgs), err)
-		}
-		h.in.store(&msgs[0], 1)
-		h.in.w.Publish()
-	}); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { h.storeOne(t, sock, data) }); n != 0 {
 		t.Errorf("%v allocations per datagram with a rate limit, want 0", n)
 	}
 	if got := h.in.Stats().Reasons[ReasonRateLimited]; got != 91 {
