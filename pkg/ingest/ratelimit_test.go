@@ -121,8 +121,10 @@ func TestRateLimitFlood(t *testing.T) {
 			t.Errorf("unexpected record %+v", e)
 		}
 	}
-	if floodStored < burst || floodStored > burst*len(notes) {
-		t.Errorf("flooder stored %d in %d windows with drops, want between %d and %d", floodStored, len(notes), burst, burst*len(notes))
+	// Each window with drops stored the burst; a last window may have
+	// stored less and dropped nothing.
+	if floodStored < burst*len(notes) || floodStored > burst*(len(notes)+1) {
+		t.Errorf("flooder stored %d with %d windows with drops, want between %d and %d", floodStored, len(notes), burst*len(notes), burst*(len(notes)+1))
 	}
 	if got := h.in.Stats().Reasons[ReasonRateLimited]; got != suppressed {
 		t.Errorf("rate_limited counter = %d, want the %d the notes report", got, suppressed)
