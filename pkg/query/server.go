@@ -5,6 +5,7 @@ package query
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
@@ -136,7 +137,8 @@ type Server struct {
 	r      *shmring.Reader
 	opts   Options
 	log    *slog.Logger
-	tracer trace.Tracer // nil: tracing off
+	tracer trace.Tracer        // nil: tracing off
+	tokens [][sha256.Size]byte // SHA-256 digests of opts.Tokens
 
 	// ctx is cancelled with ErrShutdown by Shutdown: queries derive from it.
 	ctx    context.Context
@@ -156,7 +158,12 @@ type Server struct {
 func NewServer(r *shmring.Reader, opts Options) *Server {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
+	tokens := make([][sha256.Size]byte, len(opts.Tokens))
+	for i, t := range opts.Tokens {
+		tokens[i] = sha256.Sum256([]byte(t))
+	}
 	return &Server{
+		tokens:    tokens,
 		r:         r,
 		opts:      opts,
 		log:       opts.Logger,
@@ -651,15 +658,17 @@ func (c *conn) handshake() *Error {
 }
 
 // authorized reports whether token lets a client in: it is one of the
-// server's tokens, or the server needs none. The comparison takes the same
-// time whichever token, and however much of it, matches.
+// server's tokens, or the server needs none. Digests are compared, in
+// constant time, so the time taken says nothing about which token, how
+// much of it, or what length matched.
 func (s *Server) authorized(token string) bool {
-	if len(s.opts.Tokens) == 0 {
+	if len(s.tokens) == 0 {
 		return true
 	}
+	h := sha256.Sum256([]byte(token))
 	ok := 0
-	for _, t := range s.opts.Tokens {
-		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(t))
+	for _, t := range s.tokens {
+		ok |= subtle.ConstantTimeCompare(h[:], t[:])
 	}
 	return ok == 1 && token != ""
 }
