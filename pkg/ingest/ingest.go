@@ -29,7 +29,9 @@ type Options struct {
 	// Logger receives rare events (never one line per datagram). Default:
 	// discard.
 	Logger *slog.Logger
-	// Now is the receive clock. Default time.Now.
+	// Now is the receive clock. Default time.Now. With a RateLimit it
+	// must follow the wall clock: suppression notes are timed by socket
+	// read deadlines.
 	Now func() time.Time
 	// RateLimit limits the messages stored per sender. Default: off.
 	RateLimit RateLimit
