@@ -1,22 +1,8 @@
-// Package access loads the credentials of the query server and its
-// clients from files: TLS certificates and keys, the CAs that sign the
-// other side's certificates, and bearer tokens.
-//
-// Every error names the file and what is wrong with it; callers prefix the
-// configuration key or flag. Nothing here logs. Files are read once, when
-// a function is called: collectord reads them again when it is reloaded
-// (SIGHUP re-executes it), so renewed certificates and rotated tokens take
-// effect without a restart.
-//
-// TLS 1.3 is the minimum: both ends are collectord's own programs, so
-// there is no older peer to accommodate, and 1.3 leaves no cipher choices
-// to get wrong.
 package access
 
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -66,8 +52,10 @@ func ClientTLS(caFile, certFile, keyFile, serverName string) (*tls.Config, error
 			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{cert}
-	case certFile != "" || keyFile != "":
-		return nil, errors.New("a client certificate needs both its certificate and its key file")
+	case certFile != "":
+		return nil, fmt.Errorf("client certificate %s: no key file given (both or neither)", certFile)
+	case keyFile != "":
+		return nil, fmt.Errorf("client key %s: no certificate file given (both or neither)", keyFile)
 	}
 	return cfg, nil
 }
@@ -102,9 +90,11 @@ func loadPool(caFile string) (*x509.CertPool, error) {
 
 // ReadTokens reads a server's bearer tokens: one per non-empty line, so
 // that during a rotation the old and the new token both work. Leading and
-// trailing white space is ignored; a token must be printable ASCII
-// without spaces. warn is not empty when the file may be read by users
-// other than its owner and group, which the caller should report.
+// trailing white space is ignored; a token must be at least MinTokenLen
+// bytes of printable ASCII without spaces. A file without a token is an
+// error. warn is not empty when users other than the file's owner and
+// group may read or write it: the tokens work, but the caller should
+// report it.
 func ReadTokens(path string) (tokens []string, warn string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -152,10 +142,18 @@ func checkToken(t string) error {
 	return nil
 }
 
+// worldReadable returns a warning if path's mode lets every user read or
+// write it, else "".
 func worldReadable(path string) string {
 	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm()&0o004 == 0 {
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s is readable by every user (mode %#o): anyone on this host can use its tokens", path, st.Mode().Perm())
+	switch perm := st.Mode().Perm(); {
+	case perm&0o002 != 0:
+		return fmt.Sprintf("%s is writable by every user (mode %#o): anyone on this host can replace its tokens", path, perm)
+	case perm&0o004 != 0:
+		return fmt.Sprintf("%s is readable by every user (mode %#o): anyone on this host can use its tokens", path, perm)
+	}
+	return ""
 }

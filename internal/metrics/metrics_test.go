@@ -28,7 +28,7 @@ func testSources() Sources {
 			return shmring.Stats{Size: 1 << 20, Records: 8192, Head: 101, Oldest: 11, BytesUsed: 5000}
 		},
 		Query: func() query.ServerStats {
-			s := query.ServerStats{ConnsOpen: 2, ConnsTotal: 9, RecordsSent: 300}
+			s := query.ServerStats{ConnsOpen: 2, ConnsTotal: 9, RecordsSent: 300, AuthFailuresTLS: 4, AuthFailuresToken: 6}
 			s.Latest.OK = 5
 			s.LatestDuration.Count, s.LatestDuration.Sum = 5, 0.01
 			for i := range s.LatestDuration.Counts {
@@ -66,6 +66,8 @@ func TestMetricsExposition(t *testing.T) {
 		`collectord_ring_oldest_sequence 11`,
 		`collectord_ring_overwritten_records_total 10`,
 		`collectord_query_connections 2`,
+		`collectord_query_auth_failures_total{reason="tls"} 4`,
+		`collectord_query_auth_failures_total{reason="token"} 6`,
 		`collectord_query_requests_total{kind="latest",result="ok"} 5`,
 		`collectord_query_request_duration_seconds_count{kind="latest"} 5`,
 		`collectord_query_records_sent_total 300`,

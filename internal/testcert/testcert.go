@@ -1,7 +1,3 @@
-// Package testcert makes real X.509 certificates for tests: a CA, server
-// certificates for the loopback addresses, and client certificates, valid
-// or expired, written as PEM files. It is for tests only: the keys are
-// ECDSA P-256 made on the spot and the files live in t.TempDir().
 package testcert
 
 import (
@@ -15,12 +11,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// CA is a certificate authority whose certificate is in CertFile.
+// CA is a certificate authority whose certificate is in CertFile. The
+// certificates it issues are valid from two days before they expire; a
+// valid one expires in a day. Each is named by its common name, which also
+// names its files in the CA's directory (NAME.pem, NAME-key.pem): give
+// each certificate of a CA its own name. A CA is safe for concurrent use.
 type CA struct {
 	CertFile string
 	dir      string
@@ -33,14 +32,13 @@ type Pair struct {
 	CertFile, KeyFile string
 }
 
-var serial atomic.Int64
-
-// NewCA makes a CA named name in a new temporary directory.
+// NewCA makes a CA named name, valid for a day, in a new temporary
+// directory; its certificate is NAME-ca.pem.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
+		SerialNumber:          newSerial(t),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -57,7 +55,7 @@ func NewCA(t testing.TB, name string) *CA {
 		t.Fatal(err)
 	}
 	ca := &CA{dir: t.TempDir(), cert: cert, key: key}
-	ca.CertFile = ca.write(t, name+"-ca.pem", "CERTIFICATE", der)
+	ca.CertFile = ca.write(t, name+"-ca.pem", "CERTIFICATE", der, 0o644)
 	return ca
 }
 
@@ -65,6 +63,13 @@ func NewCA(t testing.TB, name string) *CA {
 func (ca *CA) Server(t testing.TB, name string) Pair {
 	t.Helper()
 	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, time.Now().Add(24*time.Hour))
+}
+
+// ExpiredServer makes a server certificate for localhost, 127.0.0.1 and
+// ::1 that expired an hour ago.
+func (ca *CA) ExpiredServer(t testing.TB, name string) Pair {
+	t.Helper()
+	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, time.Now().Add(-time.Hour))
 }
 
 // Client makes a client certificate.
@@ -80,9 +85,10 @@ func (ca *CA) ExpiredClient(t testing.TB, name string) Pair {
 }
 
 func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, notAfter time.Time) Pair {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
+		SerialNumber: newSerial(t),
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    notAfter.Add(-48 * time.Hour),
 		NotAfter:     notAfter,
@@ -102,14 +108,15 @@ func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, notAfter 
 		t.Fatal(err)
 	}
 	return Pair{
-		CertFile: ca.write(t, name+".pem", "CERTIFICATE", der),
-		KeyFile:  ca.write(t, name+"-key.pem", "PRIVATE KEY", keyDER),
+		CertFile: ca.write(t, name+".pem", "CERTIFICATE", der, 0o644),
+		KeyFile:  ca.write(t, name+"-key.pem", "PRIVATE KEY", keyDER, 0o600),
 	}
 }
 
-func (ca *CA) write(t testing.TB, name, typ string, der []byte) string {
+func (ca *CA) write(t testing.TB, name, typ string, der []byte, mode os.FileMode) string {
+	t.Helper()
 	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -121,4 +128,15 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// newSerial returns a random 128-bit serial number, as RFC 5280 suggests,
+// so that certificates made by different CAs, tests or runs never share
+// one.
+func newSerial(t testing.TB) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -27,7 +27,8 @@ type tlsFixture struct {
 	stranger testcert.Pair // a client certificate from otherCA
 }
 
-func newTLSFixture(t *testing.T, mutual bool, tokens ...string) *tlsFixture {
+// newTLSFixture starts a server with opts and TLS, mutual if asked.
+func newTLSFixture(t *testing.T, mutual bool, opts Options) *tlsFixture {
 	t.Helper()
 	tr := newRingForTest(t, 1<<20)
 	tr.write(100, 10)
@@ -44,7 +45,8 @@ func newTLSFixture(t *testing.T, mutual bool, tokens ...string) *tlsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.ts = newServerForTest(t, tr.r, Options{TLSConfig: cfg, Tokens: tokens, HandshakeTimeout: 2 * time.Second})
+	opts.TLSConfig = cfg
+	f.ts = newServerForTest(t, tr.r, opts)
 	return f
 }
 
@@ -70,10 +72,11 @@ func latest(t *testing.T, c *Client, n int64) int {
 	return len(seqs)
 }
 
-// refusedRaw opens a TLS connection with cfg, sends a hello, and returns
-// every byte of protocol the server sent before it closed: a refused
-// client must get none (no h frame with the ring's state, no batch).
-func refusedRaw(t *testing.T, addr string, cfg *tls.Config) (frames []FrameType, err error) {
+// refusedRaw opens a TLS connection with cfg, sends a hello with token
+// and a query, and returns every frame the server sent before it closed:
+// a client refused in the TLS handshake must get none (no h frame with the
+// ring's state, no batch), one refused for its token only X.
+func refusedRaw(t *testing.T, addr string, cfg *tls.Config, token string) (frames []FrameType, err error) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -87,7 +90,7 @@ func refusedRaw(t *testing.T, addr string, cfg *tls.Config) (frames []FrameType,
 	if err := tc.Handshake(); err != nil {
 		return nil, err
 	}
-	tc.Write(AppendFrame(nil, FrameHello, []byte(`{"protocol":1,"client":"test"}`)))
+	tc.Write(AppendFrame(nil, FrameHello, marshalJSON(Hello{Protocol: Version, Client: "test", Token: token})))
 	tc.Write(AppendFrame(nil, FrameQuery, []byte(`{"id":1,"n":10}`)))
 	fr := NewFrameReader(tc, MaxServerFrame)
 	for {
@@ -100,7 +103,7 @@ func refusedRaw(t *testing.T, addr string, cfg *tls.Config) (frames []FrameType,
 }
 
 func TestTLSServer(t *testing.T) {
-	f := newTLSFixture(t, false)
+	f := newTLSFixture(t, false, Options{})
 	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, testcert.Pair{})})
 	if got := latest(t, c, 10); got != 10 {
 		t.Errorf("over TLS: got %d records, want 10", got)
@@ -108,9 +111,11 @@ func TestTLSServer(t *testing.T) {
 
 	// A client that does not trust the server's CA refuses it.
 	_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.otherCA, testcert.Pair{})})
-	if err == nil || !strings.Contains(err.Error(), "tls handshake") || !strings.Contains(err.Error(), "unknown authority") {
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) || !strings.Contains(err.Error(), "tls handshake") || !strings.Contains(err.Error(), "unknown authority") {
 		t.Errorf("client trusting another CA: err = %v, want a TLS handshake error about an unknown authority", err)
 	}
+	waitFor(t, "the TLS failure counted", func() bool { return f.ts.Stats().AuthFailuresTLS == 1 })
 
 	// A plain-TCP client is told, in the protocol, that it needs TLS,
 	// and nothing else.
@@ -122,11 +127,31 @@ func TestTLSServer(t *testing.T) {
 	rc.send(FrameQuery, `{"id":1,"n":10}`)
 	rc.expectError(CodeUnauthorized)
 	rc.expectClosed()
-	waitFor(t, "TLS failures counted", func() bool { return f.ts.Stats().AuthFailuresTLS >= 1 })
+	waitFor(t, "TLS failures counted", func() bool { return f.ts.Stats().AuthFailuresTLS == 3 })
+	if n := f.ts.Stats().RecordsSent; n != 10 {
+		t.Errorf("server sent %d records in all, want only the trusting client's 10", n)
+	}
+}
+
+// A client refuses a server whose certificate has expired.
+func TestTLSServerCertificateExpired(t *testing.T) {
+	tr := newRingForTest(t, 1<<20)
+	ca := testcert.NewCA(t, "collectord-test")
+	server := ca.ExpiredServer(t, "server")
+	cfg, err := access.ServerTLS(server.CertFile, server.KeyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newServerForTest(t, tr.r, Options{TLSConfig: cfg})
+	_, err = Dial(context.Background(), ts.addr, DialOptions{TLSConfig: clientTLS(t, ca, testcert.Pair{})})
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("server certificate expired: err = %v, want a certificate verification error saying it expired", err)
+	}
 }
 
 func TestMutualTLS(t *testing.T) {
-	f := newTLSFixture(t, true)
+	f := newTLSFixture(t, true, Options{})
 	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
 	if got := latest(t, c, 10); got != 10 {
 		t.Errorf("valid client certificate: got %d records, want 10", got)
@@ -150,10 +175,10 @@ func TestMutualTLS(t *testing.T) {
 			}
 			before := f.ts.Stats().AuthFailuresTLS
 			_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: cfg})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Dial: err = %v, want it to mention %q", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), "tls handshake") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Dial: err = %v, want a TLS handshake error mentioning %q", err, tc.want)
 			}
-			frames, err := refusedRaw(t, f.ts.addr, cfg)
+			frames, err := refusedRaw(t, f.ts.addr, cfg, "")
 			if len(frames) != 0 || err == nil {
 				t.Errorf("refused client received frames %v (then %v); want none", frames, err)
 			}
@@ -199,31 +224,107 @@ func TestTokens(t *testing.T) {
 
 func TestTokenOverMutualTLS(t *testing.T) {
 	const token = "a-token-of-enough-length"
-	f := newTLSFixture(t, true, token)
-	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client), Token: token})
+	f := newTLSFixture(t, true, Options{Tokens: []string{token}})
+	cfg := clientTLS(t, f.ca, f.client)
+	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: cfg, Token: token})
 	if got := latest(t, c, 3); got != 3 {
 		t.Errorf("certificate and token: got %d records, want 3", got)
 	}
-	_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client), Token: "a-token-of-enough-lengtX"})
+	_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: cfg, Token: "a-token-of-enough-lengtX"})
 	if !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("certificate with a wrong token: err = %v, want ErrUnauthorized", err)
 	}
+	// A valid certificate is not enough: without the token, X and
+	// nothing else.
+	frames, err := refusedRaw(t, f.ts.addr, cfg, "")
+	if len(frames) != 1 || frames[0] != FrameError || !errors.Is(err, io.EOF) {
+		t.Errorf("certificate without a token: frames %v, then %v; want X alone, then EOF", frames, err)
+	}
+	// A valid token is not enough: without the certificate, nothing.
+	frames, err = refusedRaw(t, f.ts.addr, clientTLS(t, f.ca, testcert.Pair{}), token)
+	if len(frames) != 0 || err == nil {
+		t.Errorf("token without a certificate: frames %v, then %v; want none", frames, err)
+	}
+	waitFor(t, "the failures counted", func() bool {
+		st := f.ts.Stats()
+		return st.AuthFailuresToken == 2 && st.AuthFailuresTLS == 1
+	})
+	if n := f.ts.Stats().RecordsSent; n != 3 {
+		t.Errorf("server sent %d records in all, want only the authorised client's 3", n)
+	}
 }
 
-// A client that connects to a TLS server and never starts the handshake
-// is dropped after HandshakeTimeout, like one that never says hello.
+// A client that connects to a TLS server and never finishes the TLS
+// handshake is dropped when HandshakeTimeout runs out, with nothing sent,
+// like one that never says hello; one that finishes the handshake and
+// never says hello gets X timeout, over TLS.
 func TestTLSHandshakeTimeout(t *testing.T) {
-	f := newTLSFixture(t, true)
-	nc, err := net.Dial("tcp", f.ts.addr)
+	f := newTLSFixture(t, true, Options{HandshakeTimeout: 500 * time.Millisecond})
+	slow, err := net.Dial("tcp", f.ts.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	nc.Write([]byte{0x16, 0x03}) // the first bytes of a ClientHello, and no more
-	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
-	n, err := io.Copy(io.Discard, nc)
-	if err != nil || n != 0 {
+	defer slow.Close()
+	slow.Write([]byte{0x16, 0x03}) // the first bytes of a ClientHello, and no more
+
+	silent, err := tls.Dial("tcp", f.ts.addr, clientTLS(t, f.ca, f.client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetDeadline(time.Now().Add(20 * time.Second))
+	fr := NewFrameReader(silent, MaxServerFrame)
+	ft, body, err := fr.Next()
+	if err != nil || ft != FrameError || !strings.Contains(string(body), `"timeout"`) {
+		t.Errorf("TLS client without a hello: got %s %s, %v; want X timeout", ft, body, err)
+	}
+	if ft, _, err := fr.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("TLS client without a hello, after X timeout: got %s, %v; want EOF", ft, err)
+	}
+	silent.Close() // the server waits for that before it closes its side
+
+	slow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := io.Copy(io.Discard, slow); err != nil || n != 0 {
 		t.Errorf("slow TLS client: read %d bytes, %v; want the server to close with nothing sent", n, err)
 	}
-	waitFor(t, "the connection closed", func() bool { return f.ts.Stats().ConnsOpen == 0 })
+	waitFor(t, "the connections closed", func() bool { return f.ts.Stats().ConnsOpen == 0 })
+	if got := f.ts.Stats().AuthFailuresTLS; got != 1 {
+		t.Errorf("TLS failures = %d, want 1 (the unfinished handshake)", got)
+	}
+}
+
+// A connection in its TLS handshake holds a place under MaxConns like any
+// other; the client after it is told busy, over TLS, once its certificate
+// verified; a client with a certificate from another CA is not told even
+// that.
+func TestTLSConnectionsCounted(t *testing.T) {
+	f := newTLSFixture(t, true, Options{MaxConns: 1})
+	slow, err := net.Dial("tcp", f.ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	waitFor(t, "the connection accepted", func() bool { return f.ts.Stats().ConnsOpen == 1 })
+
+	_, err = Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
+	var xe *Error
+	if !errors.As(err, &xe) || xe.Code != CodeBusy {
+		t.Errorf("valid client while full: err = %v, want X busy", err)
+	}
+	cfg := clientTLS(t, f.ca, f.stranger)
+	cert := &cfg.Certificates[0]
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	if frames, err := refusedRaw(t, f.ts.addr, cfg, ""); len(frames) != 0 || err == nil {
+		t.Errorf("another CA's client while full: frames %v, then %v; want none", frames, err)
+	}
+
+	slow.Close()
+	waitFor(t, "the place freed", func() bool { return f.ts.Stats().ConnsOpen == 0 })
+	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
+	if got := latest(t, c, 1); got != 1 {
+		t.Errorf("valid client after the slow one left: got %d records, want 1", got)
+	}
+	if st := f.ts.Stats(); st.ConnsRejected != 2 || st.RecordsSent != 1 {
+		t.Errorf("stats: %d rejected, %d records sent; want 2 and 1", st.ConnsRejected, st.RecordsSent)
+	}
 }

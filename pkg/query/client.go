@@ -112,7 +112,13 @@ type Client struct {
 //
 // When the server refuses the client (too many connections, another
 // protocol version) the error is an *Error with the server's Code,
-// Message and RetryAfter; match it with errors.As.
+// Message and RetryAfter; match it with errors.As. A missing or wrong
+// token, or plain TCP to a server that needs TLS, is an *Error with
+// CodeUnauthorized, which errors.Is(err, ErrUnauthorized) matches. A TLS
+// handshake that fails is an error that says "tls handshake": it wraps a
+// *tls.CertificateVerificationError when the server's certificate does not
+// verify, and a *net.OpError "remote error" (the alert) when the server
+// refused the client's certificate. Neither is cured by dialling again.
 func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	opts = opts.withDefaults()
 	nc, err := opts.DialContext(ctx, "tcp", addr)
@@ -158,6 +164,13 @@ func tlsHandshake(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config
 	return tc, nil
 }
 
+// isTLSAlert reports whether err is a TLS alert the peer sent, such as
+// "remote error: tls: certificate required".
+func isTLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
+}
+
 func (c *Client) handshake(ctx context.Context) error {
 	deadline := time.Now().Add(c.opts.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -172,6 +185,12 @@ func (c *Client) handshake(ctx context.Context) error {
 	}
 	t, body, err := c.fr.Next()
 	if err != nil {
+		if c.opts.TLSConfig != nil && isTLSAlert(err) {
+			// In TLS 1.3 the server checks the client's certificate
+			// after the client has finished its handshake: a refusal
+			// arrives as an alert where the hello reply was expected.
+			return c.ctxErr(ctx, fmt.Errorf("tls handshake: server refused this client: %w", err))
+		}
 		return c.ctxErr(ctx, fmt.Errorf("read hello reply: %w", err))
 	}
 	switch t {

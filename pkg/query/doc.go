@@ -41,6 +41,21 @@
 //     included) after its current batch with E shutdown and a cursor to
 //     resume from, and waits for every goroutine the server started.
 //
+// # Access control
+//
+// A Server with Options.TLSConfig speaks TLS, and with ClientAuth set to
+// tls.RequireAndVerifyClientCert, mutual TLS; with Options.Tokens it needs
+// one of them in the hello (DialOptions.Token). The TLS handshake runs
+// right after the accept, under the same HandshakeTimeout deadline as the
+// hello, and holds a place under MaxConns. A client refused in the TLS
+// handshake receives no frame; one refused for its token receives X
+// unauthorized alone (errors.Is(err, ErrUnauthorized) on the client side).
+// Nothing about the ring (the h reply, records) is sent before both checks
+// pass. Tokens are compared by their SHA-256 digests in constant time and
+// never logged. Refusals are counted in ServerStats.AuthFailuresTLS and
+// AuthFailuresToken. (collectord and logctl load certificates and tokens
+// from files with internal/access.)
+//
 // # Ownership and concurrency
 //
 // A Handler's functions are called from one goroutine; the Record they get

@@ -170,6 +170,7 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Add([]byte(`{"protocol":1,"client":"logctl","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}`))
 	f.Add([]byte(`{"client":"x"}`))
 	f.Add([]byte(`{"protocol":2,"future":true}`))
+	f.Add([]byte(`{"protocol":1,"client":"logctl","token":"0123456789abcdef"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, err := DecodeHello(body)
 		if err != nil {

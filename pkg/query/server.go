@@ -279,7 +279,7 @@ func (s *Server) reject(nc net.Conn) {
 		tc := tls.Server(nc, s.opts.TLSConfig)
 		if err := tc.HandshakeContext(s.ctx); err != nil {
 			s.stats.authFailures[authTLS].Add(1)
-			nc.Close()
+			lingerClose(nc) // let the client read the alert
 			return
 		}
 		nc = tc
@@ -349,8 +349,10 @@ type ServerStats struct {
 	RecordsLost     uint64 // records reported lost in L frames: queries (mostly follows) overtaken by the writer
 
 	// Connections refused for want of credentials: a failed TLS
-	// handshake (no, an expired or an untrusted client certificate, or
-	// not TLS at all), or a missing or wrong token.
+	// handshake (no, an expired or an untrusted client certificate, a
+	// client that does not trust the server's, not TLS at all, or a
+	// handshake not finished within HandshakeTimeout), or a missing or
+	// wrong token.
 	AuthFailuresTLS, AuthFailuresToken uint64
 }
 
@@ -541,7 +543,13 @@ func (c *conn) serve() {
 		s.wg.Done()
 	}()
 	c.log.Debug("connection opened")
-	if xe := c.handshake(); xe != nil {
+	// The TLS handshake and the hello share one deadline, so that a
+	// client cannot stretch one after the other.
+	deadline := time.Now().Add(s.opts.HandshakeTimeout)
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.tlsHandshake(tc, deadline) {
+		return
+	}
+	if xe := c.handshake(deadline); xe != nil {
 		c.close(xe)
 		return
 	}
@@ -575,34 +583,52 @@ func (c *conn) serve() {
 	}
 }
 
-// handshake reads the hello and answers it; it returns the error to send
-// (or an empty Error to close silently) when the connection cannot go on.
-func (c *conn) handshake() *Error {
+// tlsHandshake runs the server's side of the TLS handshake, which must end
+// by deadline. If it fails, tlsHandshake counts the failure, closes the
+// connection without sending a frame over TLS, and returns false.
+func (c *conn) tlsHandshake(tc *tls.Conn, deadline time.Time) bool {
 	s := c.s
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		// The TLS handshake shares HandshakeTimeout with the hello.
-		c.nc.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout))
-		if err := tc.HandshakeContext(s.ctx); err != nil {
-			if s.ctx.Err() != nil {
-				return &Error{}
-			}
-			s.stats.authFailures[authTLS].Add(1)
-			c.log.Info("refused connection: TLS handshake failed", "err", err)
-			var rhe tls.RecordHeaderError
-			if errors.As(err, &rhe) && rhe.Conn != nil {
-				// Not TLS at all: most likely a client of this protocol
-				// without TLS. Tell it in its own terms, so that it
-				// stops rather than retries; this says nothing about
-				// the ring.
-				e := &Error{Code: CodeUnauthorized, Message: "this server speaks TLS (logctl --tls-ca, --tls-cert, --tls-key)"}
-				rhe.Conn.Write(AppendFrame(nil, FrameError, marshalJSON(e)))
-				lingerClose(rhe.Conn)
-			}
-			return &Error{}
-		}
-		c.nc.SetWriteDeadline(time.Time{})
+	tc.SetDeadline(deadline)
+	err := tc.HandshakeContext(s.ctx)
+	if err == nil {
+		tc.SetWriteDeadline(time.Time{})
+		return true
 	}
-	c.nc.SetReadDeadline(time.Now().Add(s.opts.HandshakeTimeout))
+	raw := tc.NetConn()
+	if s.ctx.Err() != nil {
+		raw.Close()
+		return false
+	}
+	s.stats.authFailures[authTLS].Add(1)
+	var ne net.Error
+	var rhe tls.RecordHeaderError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		c.log.Info("refused connection: TLS handshake not finished in time", "timeout", s.opts.HandshakeTimeout)
+		raw.Close()
+		return false
+	case errors.As(err, &rhe) && rhe.Conn != nil:
+		// Not TLS at all: most likely a client of this protocol without
+		// TLS. Tell it in its own terms, so that it stops rather than
+		// retries; this says nothing about the ring.
+		c.log.Info("refused connection: not TLS", "err", err)
+		e := &Error{Code: CodeUnauthorized, Message: "this server speaks TLS (logctl --tls-ca, --tls-cert, --tls-key)"}
+		raw.Write(AppendFrame(nil, FrameError, marshalJSON(e)))
+	default:
+		c.log.Info("refused connection: TLS handshake failed", "err", err)
+	}
+	// The TLS alert (or the X frame) is sent: let the client read it
+	// before the connection closes, rather than have a reset destroy it.
+	lingerClose(raw)
+	return false
+}
+
+// handshake reads the hello, which must arrive by deadline, and answers
+// it; it returns the error to send (or an empty Error to close silently)
+// when the connection cannot go on.
+func (c *conn) handshake(deadline time.Time) *Error {
+	s := c.s
+	c.nc.SetReadDeadline(deadline)
 	stop := context.AfterFunc(s.ctx, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) })
 	t, body, err := c.fr.Next()
 	if !stop() || s.ctx.Err() != nil {

@@ -1,0 +1,22 @@
+// Package access loads the credentials of the query server and its
+// clients from files: TLS certificates and keys, the CAs that sign the
+// other side's certificates, and bearer tokens. collectord's configuration
+// and logctl's flags name the files; pkg/query uses what comes back
+// (query.Options.TLSConfig and Tokens, query.DialOptions.TLSConfig and
+// Token).
+//
+// Every error names the file and what is wrong with it; callers prefix the
+// configuration key or flag ("query_tls_client_ca: CA certificates
+// /etc/ca.pem: no PEM certificate found"). Nothing here logs: a condition
+// worth a warning (a token file every user may read) is returned for the
+// caller to log. Files are read once, when a function is called:
+// collectord reads them again when it is reloaded (SIGHUP re-executes it),
+// so renewed certificates and rotated tokens take effect without a
+// restart.
+//
+// TLS 1.3 is the minimum (MinVersion): both ends are collectord's own
+// programs, built with the same Go, so there is no older peer to
+// accommodate; 1.3 leaves no cipher suite or renegotiation choice to get
+// wrong, and encrypts the certificates, so that a client certificate's
+// name is not shown to the network.
+package access
