@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -464,16 +463,12 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 // isConnError reports whether err is a failure of the connection rather
 // than an answer from the server.
 func isConnError(err error) bool {
+	if query.IsRefused(err) {
+		return false // not cured by reconnecting
+	}
 	var qerr *query.Error
 	if errors.As(err, &qerr) {
 		return qerr.Code == query.CodeShutdown
-	}
-	// Certificates that do not verify, and TLS alerts from the server
-	// (a client certificate refused), are not cured by reconnecting.
-	var cve *tls.CertificateVerificationError
-	var oe *net.OpError
-	if errors.As(err, &cve) || (errors.As(err, &oe) && oe.Op == "remote error") {
-		return false
 	}
 	return true
 }

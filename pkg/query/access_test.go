@@ -328,3 +328,28 @@ func TestTLSConnectionsCounted(t *testing.T) {
 		t.Errorf("stats: %d rejected, %d records sent; want 2 and 1", st.ConnsRejected, st.RecordsSent)
 	}
 }
+
+// IsRefused tells credential refusals, which no retry cures, from the
+// failures a reconnect may cure.
+func TestIsRefused(t *testing.T) {
+	f := newTLSFixture(t, true, Options{Tokens: []string{"a-token-of-enough-length"}})
+	dial := func(cfg *tls.Config, token string) error {
+		_, err := Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: cfg, Token: token})
+		return err
+	}
+	for name, err := range map[string]error{
+		"wrong token":           dial(clientTLS(t, f.ca, f.client), "a-token-of-enough-lengtX"),
+		"plain TCP":             dial(nil, ""),
+		"untrusted server":      dial(clientTLS(t, f.otherCA, f.client), "a-token-of-enough-length"),
+		"no client certificate": dial(clientTLS(t, f.ca, testcert.Pair{}), "a-token-of-enough-length"),
+	} {
+		if err == nil || !IsRefused(err) {
+			t.Errorf("%s: IsRefused(%v) = false, want true", name, err)
+		}
+	}
+	for _, err := range []error{io.EOF, &Error{Code: CodeBusy}, &Error{Code: CodeShutdown}, &net.OpError{Op: "dial", Err: errors.New("connection refused")}} {
+		if IsRefused(err) {
+			t.Errorf("IsRefused(%v) = true, want false", err)
+		}
+	}
+}

@@ -118,7 +118,7 @@ type Client struct {
 // handshake that fails is an error that says "tls handshake": it wraps a
 // *tls.CertificateVerificationError when the server's certificate does not
 // verify, and a *net.OpError "remote error" (the alert) when the server
-// refused the client's certificate. Neither is cured by dialling again.
+// refused the client's certificate. IsRefused reports all of these.
 func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	opts = opts.withDefaults()
 	nc, err := opts.DialContext(ctx, "tcp", addr)
@@ -162,6 +162,17 @@ func tlsHandshake(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
 	return tc, nil
+}
+
+// IsRefused reports whether err from Dial or Query says that one side
+// refused the other's credentials: a missing or wrong token, plain TCP to
+// a server that needs TLS (both ErrUnauthorized), a server certificate
+// that does not verify, or a TLS alert from the server (a client
+// certificate refused). Dialling again with the same credentials cannot
+// succeed.
+func IsRefused(err error) bool {
+	var cve *tls.CertificateVerificationError
+	return errors.Is(err, ErrUnauthorized) || errors.As(err, &cve) || isTLSAlert(err)
 }
 
 // isTLSAlert reports whether err is a TLS alert the peer sent, such as
