@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instrumentation cost: collectord's ingest rate built as shipped (per-datagram
 # atomic counters, metrics endpoint scraped every second) versus built with
-# -tags noinstrument (pkg/ingest's counters compile to nothing), in the same
+# -tags noinstrument (internal/ingestloop's counters compile to nothing), in the same
 # run, alternating A B A B ... under the ingest benchmark's target load:
 # 1 sender, 100-byte rfc3164 datagrams, 400000 of them, blocking writes.
 # Every run is checked with bench/ingest/verify (nothing lost, duplicated or

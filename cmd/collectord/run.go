@@ -9,8 +9,8 @@ import (
 
 	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/daemon"
+	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/internal/tracing"
-	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/query"
 )
 
@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 		MetricsAddr: cfg.MetricsAddr,
 		PIDFile:     cfg.PIDFile,
 		Query:       qopts,
-		RateLimit: ingest.RateLimit{
+		RateLimit: ingestloop.RateLimit{
 			Burst:    cfg.RateLimitBurst,
 			Interval: time.Duration(cfg.RateLimitInterval),
 		},

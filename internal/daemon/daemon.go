@@ -23,10 +23,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/internal/metrics"
 	"github.com/collectord/collectord/internal/sdnotify"
 	"github.com/collectord/collectord/internal/upgrade"
-	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -55,7 +55,7 @@ type Config struct {
 	RecvBuffer int         // SO_RCVBUF
 	MaxMessage int         // longest datagram stored whole
 	Batch      int         // datagrams per recvmmsg and per ring commit
-	RateLimit  ingest.RateLimit
+	RateLimit  ingestloop.RateLimit
 
 	Ring      string
 	RingSize  uint64
@@ -102,8 +102,8 @@ type daemon struct {
 	socks *sockets
 	w     *shmring.Writer
 
-	in            *ingest.Ingester
-	inPtr         atomic.Pointer[ingest.Ingester] // in, for the status and metrics goroutines
+	in            *ingestloop.Ingester
+	inPtr         atomic.Pointer[ingestloop.Ingester] // in, for the status and metrics goroutines
 	upgradesOK    atomic.Uint64
 	upgradesBad   atomic.Uint64
 	handoff       time.Duration // the gap before this process read, if it took over
@@ -329,10 +329,10 @@ func (d *daemon) closeReader() {
 
 // startIngest starts reading the datagram socket into the ring.
 func (d *daemon) startIngest() {
-	in, err := ingest.New(d.socks.ingest, d.w, ingest.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log, RateLimit: d.cfg.RateLimit})
+	in, err := ingestloop.New(d.socks.ingest, d.w, ingestloop.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log, RateLimit: d.cfg.RateLimit})
 	if err != nil {
 		// Options were validated; a failure here is a bug worth stopping for.
-		panic(fmt.Sprintf("ingest.New: %v", err))
+		panic(fmt.Sprintf("ingestloop.New: %v", err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.in, d.ingestCancel, d.ingestDone = in, cancel, make(chan error, 1)
@@ -535,11 +535,11 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 func (d *daemon) metricsHandler() http.Handler {
 	qs, reader := d.qs, d.reader
 	src := metrics.Sources{
-		Ingest: func() ingest.Stats {
+		Ingest: func() ingestloop.Stats {
 			if in := d.inPtr.Load(); in != nil {
 				return in.Stats()
 			}
-			return ingest.Stats{}
+			return ingestloop.Stats{}
 		},
 		Ring: reader.Stats,
 		RingOldestTime: func() (time.Time, bool) {

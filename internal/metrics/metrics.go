@@ -1,7 +1,7 @@
 // Package metrics exports collectord's state to Prometheus.
 //
 // Everything is read at scrape time from the counters the daemon's parts
-// already keep (ingest.Stats, shmring.Stats, query.ServerStats,
+// already keep (ingestloop.Stats, shmring.Stats, query.ServerStats,
 // UpgradeStats), so metrics cost nothing per datagram. The registry is the
 // daemon's own (never the global one) and also carries the standard Go and
 // process collectors.
@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -35,7 +35,7 @@ type UpgradeStats struct {
 // Sources are the functions a scrape reads. A nil function exports nothing
 // for that part.
 type Sources struct {
-	Ingest func() ingest.Stats
+	Ingest func() ingestloop.Stats
 	Ring   func() shmring.Stats
 	// RingOldestTime is when the oldest record held was received.
 	RingOldestTime func() (time.Time, bool)
@@ -163,12 +163,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Ingest != nil {
 		s := c.src.Ingest()
-		for f := range ingest.NumFormats {
+		for f := range ingestloop.NumFormats {
 			name := record.Format(f).String()
 			counter(descDatagrams, float64(s.Datagrams[f]), name)
 			counter(descBytes, float64(s.Bytes[f]), name)
 		}
-		for _, r := range ingest.Reasons {
+		for _, r := range ingestloop.Reasons {
 			counter(descAnomalies, float64(s.Reasons[r]), r)
 		}
 		counter(descBatches, float64(s.Batches))

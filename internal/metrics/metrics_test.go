@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -18,8 +18,8 @@ import (
 
 func testSources() Sources {
 	return Sources{
-		Ingest: func() ingest.Stats {
-			s := ingest.Stats{Reasons: map[string]uint64{ingest.ReasonTruncated: 2}, Batches: 7}
+		Ingest: func() ingestloop.Stats {
+			s := ingestloop.Stats{Reasons: map[string]uint64{ingestloop.ReasonTruncated: 2}, Batches: 7}
 			s.Datagrams[record.FormatRFC3164] = 40
 			s.Bytes[record.FormatRFC3164] = 4000
 			return s

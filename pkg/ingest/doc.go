@@ -1,7 +1,10 @@
 // Package ingest turns the datagrams applications send to collectord into
-// record.Entry values. The Ingester reads them from the socket, with the
-// sender's credentials, and appends the entries to the ring; Parser,
-// documented here, is its pure part.
+// record.Entry values: one Parser accepts every format real clients send
+// (util-linux logger, syslog(3) and Go's log/syslog, Python's
+// SysLogHandler, the journald native protocol, JSON, raw text). It is the
+// portable part of collectord's ingest path; the daemon's Linux socket →
+// ring loop (internal/ingestloop) calls it for every datagram, and any Go
+// program may call it on bytes from anywhere.
 //
 // # Parser
 //
@@ -146,26 +149,4 @@
 //   - Plain text that starts with an upper-case word, '=' and contains a
 //     newline ("ERROR=5\n") is read as a journald datagram.
 //   - JSON keys are matched case-sensitively; only the names above map.
-//
-// # Rate limiting
-//
-// Options.RateLimit, off by default, limits each sender to Burst messages
-// per Interval, as journald's RateLimitBurst= and RateLimitIntervalSec= do.
-// A sender is its kernel uid and pid (SCM_CREDENTIALS), which it cannot
-// forge; datagrams without credentials share one sender. A window starts
-// with the sender's first message; messages beyond the burst are dropped
-// before they are parsed (passed descriptors closed unread) and counted
-// as ReasonRateLimited. When a window with drops ends, the Ingester
-// writes one record of its own, "Suppressed N messages from pid P (uid
-// U)", tag collectord, syslog.warning, with fields SUPPRESSED,
-// SUPPRESSED_PID and SUPPRESSED_UID, even if no datagram arrives then: Run
-// wakes for it. When Run stops, every drop not yet reported is reported,
-// so a restart loses no count. Other senders are not slowed: limiting
-// costs a map lookup per datagram and allocates nothing.
-//
-// At most MaxSenders senders are tracked; when the table is full, senders
-// whose window has ended are forgotten, and if none has, new senders share
-// one overflow bucket (reported as "senders beyond the rate limiter's
-// sender table") until room is made. Memory stays bounded whatever the
-// number of senders.
 package ingest

@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectord/collectord/pkg/ingest/ingesttest"
+
 	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/record/recordtest"
 )
 
 var updateParseSeeds = flag.Bool("update-parse-seeds", false, "rewrite testdata/fuzz/FuzzParse from datagrams captured from real clients")
@@ -138,7 +141,7 @@ func TestParseRealClients(t *testing.T) {
 			},
 			want: record.Entry{Format: record.FormatRFC5424, Priority: 13, Tag: []byte("app"),
 				MsgID: []byte("MID"), Message: []byte("hi"),
-				Fields: wantFields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "0", "zoo@123.tiger", "hungry")},
+				Fields: recordtest.Fields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "0", "zoo@123.tiger", "hungry")},
 			stamped:  true,
 			withHost: true,
 		},
@@ -189,7 +192,7 @@ except ZeroDivisionError:
 				return 0
 			},
 			want: record.Entry{Format: record.FormatJSON, Priority: 12, Message: []byte("disk low"),
-				Fields: wantFields("free_mb", "12", "path", "/var")},
+				Fields: recordtest.Fields("free_mb", "12", "path", "/var")},
 			stamped: true,
 		},
 	}
@@ -227,16 +230,16 @@ except ZeroDivisionError:
 				}
 				tt.want.Message = got.Message
 			}
-			checkParsed(t, data, &got, &tt.want)
+			recordtest.Check(t, data, &got, &tt.want)
 		})
 	}
 	if *updateParseSeeds {
 		// No real client for these is installed; seed them from the
 		// benchmark samples, which follow the protocol documents.
-		for _, s := range parseSamples {
-			switch s.name {
+		for _, s := range ingesttest.Samples {
+			switch s.Name {
 			case "journal", "journal-binary", "json-escaped", "raw":
-				writeParseSeed(t, s.name, []byte(s.data))
+				writeParseSeed(t, s.Name, []byte(s.Data))
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/collectord/collectord/pkg/ingest/ingesttest"
+
 	"github.com/collectord/collectord/pkg/record"
 )
 
@@ -14,8 +16,8 @@ import (
 // The seed corpus in testdata/fuzz/FuzzParse holds one datagram per client
 // format as captured from the real clients.
 func FuzzParse(f *testing.F) {
-	for _, s := range parseSamples {
-		f.Add([]byte(s.data))
+	for _, s := range ingesttest.Samples {
+		f.Add([]byte(s.Data))
 	}
 	p := newParserForTest()
 	var e, d record.Entry

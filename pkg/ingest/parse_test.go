@@ -1,14 +1,16 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/collectord/collectord/pkg/ingest/ingesttest"
+
 	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/record/recordtest"
 )
 
 // testNow is the clock of every test Parser: the day the samples in
@@ -29,83 +31,6 @@ func wantTime(t *testing.T, s string) int64 {
 	return v.UnixNano()
 }
 
-// fields builds a Field list from alternating keys and values.
-func wantFields(kv ...string) []record.Field {
-	var fs []record.Field
-	for i := 0; i+1 < len(kv); i += 2 {
-		fs = append(fs, record.Field{Key: []byte(kv[i]), Value: []byte(kv[i+1])})
-	}
-	return fs
-}
-
-// checkParsed compares got and want field by field, naming each difference.
-func checkParsed(t *testing.T, in []byte, got, want *record.Entry) {
-	t.Helper()
-	var diffs []string
-	cmp := func(name string, g, w any) {
-		if fmt.Sprint(g) != fmt.Sprint(w) {
-			diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", name, g, w))
-		}
-	}
-	cmpB := func(name string, g, w []byte) {
-		if !bytes.Equal(g, w) {
-			diffs = append(diffs, fmt.Sprintf("%s = %q, want %q", name, g, w))
-		}
-	}
-	cmp("Format", got.Format, want.Format)
-	cmp("Flags", flagNames(got.Flags), flagNames(want.Flags))
-	cmp("Priority", got.Priority, want.Priority)
-	cmp("ClaimedPID", got.ClaimedPID, want.ClaimedPID)
-	if got.SourceTime != want.SourceTime {
-		diffs = append(diffs, fmt.Sprintf("SourceTime = %s, want %s",
-			time.Unix(0, got.SourceTime).UTC().Format(time.RFC3339Nano), time.Unix(0, want.SourceTime).UTC().Format(time.RFC3339Nano)))
-	}
-	cmp("PID/UID/GID", [3]uint32{got.PID, got.UID, got.GID}, [3]uint32{want.PID, want.UID, want.GID})
-	cmpB("Hostname", got.Hostname, want.Hostname)
-	cmpB("Tag", got.Tag, want.Tag)
-	cmpB("MsgID", got.MsgID, want.MsgID)
-	cmpB("Message", got.Message, want.Message)
-	if fieldsString(got.Fields) != fieldsString(want.Fields) {
-		diffs = append(diffs, fmt.Sprintf("Fields = %s\n\twant %s", fieldsString(got.Fields), fieldsString(want.Fields)))
-	}
-	if len(diffs) > 0 {
-		t.Errorf("Parse(%q):\n\t%s", in, strings.Join(diffs, "\n\t"))
-	}
-}
-
-func fieldsString(fs []record.Field) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, f := range fs {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%q=%q", f.Key, f.Value)
-	}
-	b.WriteByte(']')
-	return b.String()
-}
-
-func flagNames(f record.Flags) string {
-	var names []string
-	for _, n := range []struct {
-		f    record.Flags
-		name string
-	}{
-		{record.FlagCreds, "Creds"}, {record.FlagTruncated, "Truncated"}, {record.FlagMalformed, "Malformed"},
-		{record.FlagDefaultPriority, "DefaultPriority"}, {record.FlagInvalidUTF8, "InvalidUTF8"},
-	} {
-		if f&n.f != 0 {
-			names = append(names, n.name)
-			f &^= n.f
-		}
-	}
-	if f != 0 {
-		names = append(names, fmt.Sprintf("%#x", uint16(f)))
-	}
-	return "{" + strings.Join(names, ",") + "}"
-}
-
 type parseTest struct {
 	name string
 	in   string
@@ -120,7 +45,7 @@ func runParseTests(t *testing.T, tests []parseTest) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := []byte(tt.in)
 			p.Parse(in, &e)
-			checkParsed(t, in, &e, &tt.want)
+			recordtest.Check(t, in, &e, &tt.want)
 			// Every slice must alias the input or the scratch buffer and be
 			// capped: appending to it must not change anything else.
 			for _, s := range [][]byte{e.Hostname, e.Tag, e.MsgID, e.Message} {
@@ -283,11 +208,11 @@ func TestParseRFC5424(t *testing.T) {
 	runParseTests(t, []parseTest{
 		{"logger --rfc5424 --sd-id", `<13>1 2026-11-24T22:31:19.126987+00:00 vm root - - [timeQuality tzKnown="1" isSynced="0"][zoo@123 tiger="hungry"] hi`, record.Entry{
 			Format: record.FormatRFC5424, Priority: 13, SourceTime: loggerStamp, Hostname: []byte("vm"), Tag: []byte("root"), Message: []byte("hi"),
-			Fields: wantFields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "0", "zoo@123.tiger", "hungry")}},
+			Fields: recordtest.Fields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "0", "zoo@123.tiger", "hungry")}},
 		{"logger -i --msgid", `<13>1 2026-11-24T22:31:19.126987+00:00 vm app 5175 MID [timeQuality tzKnown="1" isSynced="0"] hi`, record.Entry{
 			Format: record.FormatRFC5424, Priority: 13, SourceTime: loggerStamp, Hostname: []byte("vm"), Tag: []byte("app"),
 			ClaimedPID: 5175, MsgID: []byte("MID"), Message: []byte("hi"),
-			Fields: wantFields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "0")}},
+			Fields: recordtest.Fields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "0")}},
 		{"RFC 5424 example 1 (BOM)", "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - \xEF\xBB\xBF'su root' failed for lonvick on /dev/pts/8", record.Entry{
 			Format: record.FormatRFC5424, Priority: 34, SourceTime: rfcStamp, Hostname: []byte("mymachine.example.com"), Tag: []byte("su"),
 			MsgID: []byte("ID47"), Message: []byte("'su root' failed for lonvick on /dev/pts/8")}},
@@ -296,16 +221,16 @@ func TestParseRFC5424(t *testing.T) {
 			Tag: []byte("myproc"), ClaimedPID: 8710, Message: []byte("%% It's time to make the do-nuts.")}},
 		{"RFC 5424 example 4, no MSG", `<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"]`, record.Entry{
 			Format: record.FormatRFC5424, Priority: 165, SourceTime: rfcStamp, Hostname: []byte("mymachine.example.com"), Tag: []byte("evntslog"), MsgID: []byte("ID47"),
-			Fields: wantFields("exampleSDID@32473.iut", "3", "exampleSDID@32473.eventSource", "Application", "exampleSDID@32473.eventID", "1011", "examplePriority@32473.class", "high")}},
+			Fields: recordtest.Fields("exampleSDID@32473.iut", "3", "exampleSDID@32473.eventSource", "Application", "exampleSDID@32473.eventID", "1011", "examplePriority@32473.class", "high")}},
 		{"all nil", "<13>1 - - - - - -", record.Entry{Format: record.FormatRFC5424, Priority: 13}},
 		{"all nil, trailing newline", "<13>1 - - - - - -\n", record.Entry{Format: record.FormatRFC5424, Priority: 13}},
 		{"escapes in SD values", `<13>1 - h a - - [x@1 q="a\"b" s="c\\d" b="e\]f" o="g\nh" u="]"] m`, record.Entry{
 			Format: record.FormatRFC5424, Priority: 13, Hostname: []byte("h"), Tag: []byte("a"), Message: []byte("m"),
-			Fields: wantFields("x@1.q", `a"b`, "x@1.s", `c\d`, "x@1.b", "e]f", "x@1.o", `g\nh`, "x@1.u", "]")}},
+			Fields: recordtest.Fields("x@1.q", `a"b`, "x@1.s", `c\d`, "x@1.b", "e]f", "x@1.o", `g\nh`, "x@1.u", "]")}},
 		{"SD element without params", "<13>1 - - - - - [origin][meta sequenceId=\"1\"] m", record.Entry{
-			Format: record.FormatRFC5424, Priority: 13, Message: []byte("m"), Fields: wantFields("origin", "", "meta.sequenceId", "1")}},
+			Format: record.FormatRFC5424, Priority: 13, Message: []byte("m"), Fields: recordtest.Fields("origin", "", "meta.sequenceId", "1")}},
 		{"non-numeric PROCID", "<13>1 - - app worker-3 - - m", record.Entry{
-			Format: record.FormatRFC5424, Priority: 13, Tag: []byte("app"), Message: []byte("m"), Fields: wantFields("PROCID", "worker-3")}},
+			Format: record.FormatRFC5424, Priority: 13, Tag: []byte("app"), Message: []byte("m"), Fields: recordtest.Fields("PROCID", "worker-3")}},
 		{"multi-line message", "<13>1 - - - - - - a\nb\n", record.Entry{
 			Format: record.FormatRFC5424, Priority: 13, Message: []byte("a\nb")}},
 		{"Z and leap second", "<13>1 2016-12-31T23:59:60Z - - - - - m", record.Entry{
@@ -343,27 +268,27 @@ func TestParseJournal(t *testing.T) {
 	runParseTests(t, []parseTest{
 		{"sd_journal_send", "MESSAGE=hello\nPRIORITY=3\nSYSLOG_IDENTIFIER=app\nSYSLOG_PID=42\nCODE_FILE=main.c\nCODE_LINE=7\n", record.Entry{
 			Format: record.FormatJournal, Priority: 8 + 3, Tag: []byte("app"), ClaimedPID: 42, Message: []byte("hello"),
-			Fields: wantFields("CODE_FILE", "main.c", "CODE_LINE", "7")}},
+			Fields: recordtest.Fields("CODE_FILE", "main.c", "CODE_LINE", "7")}},
 		{"facility", "PRIORITY=6\nSYSLOG_FACILITY=3\nMESSAGE=x\n", record.Entry{
 			Format: record.FormatJournal, Priority: 3<<3 | 6, Message: []byte("x")}},
 		{"binary-safe message", bin("MESSAGE", "two\nlines\x00") + "PRIORITY=4\n", record.Entry{
 			Format: record.FormatJournal, Priority: 8 + 4, Message: []byte("two\nlines\x00")}},
 		{"binary-safe first, empty value", bin("FOO", "") + "MESSAGE=m\n", record.Entry{
-			Format: record.FormatJournal, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("m"), Fields: wantFields("FOO", "")}},
+			Format: record.FormatJournal, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("m"), Fields: recordtest.Fields("FOO", "")}},
 		{"no priority", "MESSAGE=x\nSYSLOG_FACILITY=4\n", record.Entry{
-			Format: record.FormatJournal, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("x"), Fields: wantFields("SYSLOG_FACILITY", "4")}},
+			Format: record.FormatJournal, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("x"), Fields: recordtest.Fields("SYSLOG_FACILITY", "4")}},
 		{"unmappable values stay fields", "PRIORITY=9\nSYSLOG_PID=abc\nSYSLOG_FACILITY=24\nMESSAGE=x\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("x"),
-			Fields: wantFields("PRIORITY", "9", "SYSLOG_PID", "abc", "SYSLOG_FACILITY", "24")}},
+			Fields: recordtest.Fields("PRIORITY", "9", "SYSLOG_PID", "abc", "SYSLOG_FACILITY", "24")}},
 		{"repeated fields", "MESSAGE=a\nMESSAGE=b\nSYSLOG_IDENTIFIER=t1\nSYSLOG_IDENTIFIER=t2\nPRIORITY=1\nPRIORITY=2\n", record.Entry{
 			Format: record.FormatJournal, Priority: 8 + 1, Tag: []byte("t1"), Message: []byte("a"),
-			Fields: wantFields("MESSAGE", "b", "SYSLOG_IDENTIFIER", "t2", "PRIORITY", "2")}},
+			Fields: recordtest.Fields("MESSAGE", "b", "SYSLOG_IDENTIFIER", "t2", "PRIORITY", "2")}},
 		{"trusted fields dropped", "_PID=1\nMESSAGE=x\n_UNPARSED=forged\nPRIORITY=6\n", record.Entry{
 			Format: record.FormatJournal, Priority: 14, Message: []byte("x")}},
 		{"empty lines skipped, value with '='", "A=b=c\n\n\nMESSAGE=\nPRIORITY=0\n", record.Entry{
-			Format: record.FormatJournal, Priority: 8, Fields: wantFields("A", "b=c")}},
+			Format: record.FormatJournal, Priority: 8, Fields: recordtest.Fields("A", "b=c")}},
 		{"SYSLOG_TIMESTAMP kept", "SYSLOG_TIMESTAMP=Nov 24 22:31:11 \nMESSAGE=x\nPRIORITY=6\n", record.Entry{
-			Format: record.FormatJournal, Priority: 14, Message: []byte("x"), Fields: wantFields("SYSLOG_TIMESTAMP", "Nov 24 22:31:11 ")}},
+			Format: record.FormatJournal, Priority: 14, Message: []byte("x"), Fields: recordtest.Fields("SYSLOG_TIMESTAMP", "Nov 24 22:31:11 ")}},
 		{"invalid utf-8 message", "MESSAGE=\xff\nPRIORITY=6\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagInvalidUTF8, Priority: 14, Message: []byte("\xff")}},
 		// Damage after the first field.
@@ -371,28 +296,28 @@ func TestParseJournal(t *testing.T) {
 			Format: record.FormatJournal, Flags: record.FlagMalformed, Priority: 14, Message: []byte("hi")}},
 		{"bad name", "MESSAGE=hi\nlower=x\nPRIORITY=6\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("_UNPARSED", "lower=x\nPRIORITY=6\n")}},
+			Fields: recordtest.Fields("_UNPARSED", "lower=x\nPRIORITY=6\n")}},
 		{"name too long", "MESSAGE=hi\n" + strings.Repeat("A", 65) + "=x\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("_UNPARSED", strings.Repeat("A", 65)+"=x\n")}},
+			Fields: recordtest.Fields("_UNPARSED", strings.Repeat("A", 65)+"=x\n")}},
 		{"lying binary length", "MESSAGE=hi\nBLOB\n\xff\x00\x00\x00\x00\x00\x00\x00abc\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("_UNPARSED", "BLOB\n\xff\x00\x00\x00\x00\x00\x00\x00abc\n")}},
+			Fields: recordtest.Fields("_UNPARSED", "BLOB\n\xff\x00\x00\x00\x00\x00\x00\x00abc\n")}},
 		{"huge binary length", "MESSAGE=hi\nBLOB\n\xff\xff\xff\xff\xff\xff\xff\xffabc\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("_UNPARSED", "BLOB\n\xff\xff\xff\xff\xff\xff\xff\xffabc\n")}},
+			Fields: recordtest.Fields("_UNPARSED", "BLOB\n\xff\xff\xff\xff\xff\xff\xff\xffabc\n")}},
 		{"truncated binary length", "MESSAGE=hi\nBLOB\n\x03\x00", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("_UNPARSED", "BLOB\n\x03\x00")}},
+			Fields: recordtest.Fields("_UNPARSED", "BLOB\n\x03\x00")}},
 		{"binary value without newline at end", "MESSAGE=hi\nBLOB\n\x03\x00\x00\x00\x00\x00\x00\x00abc", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("BLOB", "abc")}},
+			Fields: recordtest.Fields("BLOB", "abc")}},
 		{"binary value followed by junk", "MESSAGE=hi\nBLOB\n\x03\x00\x00\x00\x00\x00\x00\x00abcXYZ=1\n", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("BLOB", "abc", "_UNPARSED", "XYZ=1\n")}},
+			Fields: recordtest.Fields("BLOB", "abc", "_UNPARSED", "XYZ=1\n")}},
 		{"name without '=' or newline", "MESSAGE=hi\nFOO", record.Entry{
 			Format: record.FormatJournal, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13, Message: []byte("hi"),
-			Fields: wantFields("_UNPARSED", "FOO")}},
+			Fields: recordtest.Fields("_UNPARSED", "FOO")}},
 	})
 }
 
@@ -400,10 +325,10 @@ func TestParseJSON(t *testing.T) {
 	runParseTests(t, []parseTest{
 		{"slog JSONHandler", `{"time":"2026-11-24T22:31:11.123456789+01:00","level":"WARN","msg":"disk low","free":12,"path":"/var"}` + "\n", record.Entry{
 			Format: record.FormatJSON, Priority: 8 + 4, SourceTime: wantTime(t, "2026-11-24T21:31:11.123456789Z"), Message: []byte("disk low"),
-			Fields: wantFields("free", "12", "path", "/var")}},
+			Fields: recordtest.Fields("free", "12", "path", "/var")}},
 		{"zap production", `{"level":"error","ts":1795473071.5,"caller":"main.go:12","msg":"boom","logger":"db"}`, record.Entry{
 			Format: record.FormatJSON, Priority: 8 + 3, SourceTime: 1795473071_500000000, Tag: []byte("db"), Message: []byte("boom"),
-			Fields: wantFields("caller", "main.go:12")}},
+			Fields: recordtest.Fields("caller", "main.go:12")}},
 		{"pino", `{"level":30,"time":1795473071123,"pid":4242,"hostname":"vm","msg":"hello"}`, record.Entry{
 			Format: record.FormatJSON, Priority: 8 + 6, SourceTime: 1795473071_123000000, ClaimedPID: 4242, Hostname: []byte("vm"), Message: []byte("hello")}},
 		{"syslog numbers and names", `{"severity":2,"message":"m","app":"a","host":"h"}`, record.Entry{
@@ -411,31 +336,31 @@ func TestParseJSON(t *testing.T) {
 		{"no level", `{"msg":"m"}`, record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("m")}},
 		{"unknown level stays a field", `{"level":"verbose","msg":"m"}`, record.Entry{
-			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("m"), Fields: wantFields("level", "verbose")}},
+			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("m"), Fields: recordtest.Fields("level", "verbose")}},
 		{"wrong types stay fields", `{"msg":5,"pid":"7","time":"yesterday","tag":null,"ts":-1,"level":true}`, record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13,
-			Fields: wantFields("msg", "5", "pid", "7", "time", "yesterday", "tag", "null", "ts", "-1", "level", "true")}},
+			Fields: recordtest.Fields("msg", "5", "pid", "7", "time", "yesterday", "tag", "null", "ts", "-1", "level", "true")}},
 		{"first of duplicates maps", `{"msg":"a","message":"b","level":"info","severity":"error"}`, record.Entry{
-			Format: record.FormatJSON, Priority: 14, Message: []byte("a"), Fields: wantFields("message", "b", "severity", "error")}},
+			Format: record.FormatJSON, Priority: 14, Message: []byte("a"), Fields: recordtest.Fields("message", "b", "severity", "error")}},
 		{"escapes", `{"msg":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00\ud800x","k\u0041":"v"}`, record.Entry{
-			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("a\"b\\c/d\n\té😀\uFFFDx"), Fields: wantFields("kA", "v")}},
+			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("a\"b\\c/d\n\té😀\uFFFDx"), Fields: recordtest.Fields("kA", "v")}},
 		{"nested kept as raw JSON", `{"msg":"m", "req": {"id": [1, 2, {"a": null}]} , "ok" : true}`, record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("m"),
-			Fields: wantFields("req", `{"id": [1, 2, {"a": null}]}`, "ok", "true")}},
+			Fields: recordtest.Fields("req", `{"id": [1, 2, {"a": null}]}`, "ok", "true")}},
 		{"numbers", `{"a":0,"b":-1.5e+10,"c":2E-3}`, record.Entry{
-			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Fields: wantFields("a", "0", "b", "-1.5e+10", "c", "2E-3")}},
+			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Fields: recordtest.Fields("a", "0", "b", "-1.5e+10", "c", "2E-3")}},
 		{"empty object", "{}\r\n", record.Entry{Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13}},
 		{"epoch microseconds", `{"ts":1795473071123456}`, record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, SourceTime: 1795473071_123456000}},
 		{"epoch nanoseconds", `{"ts":1795473071123456789}`, record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, SourceTime: 1795473071_123456789}},
 		{"epoch exponent not mapped", `{"ts":1.7e9}`, record.Entry{
-			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Fields: wantFields("ts", "1.7e9")}},
+			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13, Fields: recordtest.Fields("ts", "1.7e9")}},
 		{"invalid utf-8 in string", "{\"msg\":\"\xff\"}", record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority | record.FlagInvalidUTF8, Priority: 13, Message: []byte("\xff")}},
 		{"depth 64 accepted", `{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}`, record.Entry{
 			Format: record.FormatJSON, Flags: record.FlagDefaultPriority, Priority: 13,
-			Fields: wantFields("a", strings.Repeat("[", 63)+strings.Repeat("]", 63))}},
+			Fields: recordtest.Fields("a", strings.Repeat("[", 63)+strings.Repeat("]", 63))}},
 		// Invalid JSON: the whole datagram is a malformed raw message.
 		{"depth 65 rejected", `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, record.Entry{
 			Format: record.FormatRaw, Flags: record.FlagMalformed | record.FlagDefaultPriority, Priority: 13,
@@ -547,7 +472,7 @@ func TestParseResetsEntry(t *testing.T) {
 	p.Parse([]byte(`<13>1 - h a 12 m [x a="\"b"] msg`), &e)
 	p.Parse([]byte("plain"), &e)
 	want := record.Entry{Format: record.FormatRaw, Flags: record.FlagDefaultPriority, Priority: 13, Message: []byte("plain")}
-	checkParsed(t, []byte("plain"), &e, &want)
+	recordtest.Check(t, []byte("plain"), &e, &want)
 }
 
 // TestParseUsesDefaults checks that the zero Parser reads RFC 3164
@@ -579,17 +504,17 @@ func TestParseScratchGrowth(t *testing.T) {
 	var e record.Entry
 	in := []byte(b.String())
 	p.Parse(in, &e)
-	checkParsed(t, in, &e, &record.Entry{Format: record.FormatRFC5424, Priority: 13, Message: []byte("m"), Fields: wantFields(want...)})
+	recordtest.Check(t, in, &e, &record.Entry{Format: record.FormatRFC5424, Priority: 13, Message: []byte("m"), Fields: recordtest.Fields(want...)})
 }
 
 func TestParseZeroAllocs(t *testing.T) {
 	p := newParserForTest()
 	e := record.Entry{Fields: make([]record.Field, 0, 16)}
-	for _, s := range parseSamples {
-		in := []byte(s.data)
+	for _, s := range ingesttest.Samples {
+		in := []byte(s.Data)
 		p.Parse(in, &e) // grow scratch once
 		if n := testing.AllocsPerRun(100, func() { p.Parse(in, &e) }); n != 0 {
-			t.Errorf("%s: %v allocs per Parse, want 0", s.name, n)
+			t.Errorf("%s: %v allocs per Parse, want 0", s.Name, n)
 		}
 	}
 }

@@ -8,7 +8,7 @@
 //
 // It wires the same pieces the daemon's Run does, with the daemon's
 // defaults: dgram.Listen (SO_PASSCRED, 8 MiB SO_RCVBUF), shmring.OpenWriter
-// (a fresh ring of -ring-size bytes), and ingest.New with batch 64 and a
+// (a fresh ring of -ring-size bytes), and ingestloop.New with batch 64 and a
 // 256 KiB message limit; it then runs Ingester.Run with the profiler on until
 // the ring's head shows N stored datagrams (polled every millisecond), and stops it as SIGTERM stops
 // the daemon (cancelling Run's context). Send the datagrams with loadgen.
@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/collectord/collectord/internal/dgram"
-	"github.com/collectord/collectord/pkg/ingest"
+	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
@@ -85,7 +85,7 @@ func run(socket, ringPath string, ringSize, expect uint64, cpuprofile, ready str
 	}
 	defer os.Remove(socket)
 	defer conn.Close()
-	in, err := ingest.New(conn, w, ingest.Options{BatchSize: 64, MaxMessage: min(256<<10, int(ringSize)/8-1024)})
+	in, err := ingestloop.New(conn, w, ingestloop.Options{BatchSize: 64, MaxMessage: min(256<<10, int(ringSize)/8-1024)})
 	if err != nil {
 		return result{}, err
 	}
@@ -127,7 +127,7 @@ func run(socket, ringPath string, ringSize, expect uint64, cpuprofile, ready str
 	}
 	s := in.Stats()
 	res := result{Batches: s.Batches, Elapsed: elapsed.Seconds(),
-		Truncated: s.Reasons[ingest.ReasonTruncated], NoCreds: s.Reasons[ingest.ReasonNoCredentials]}
+		Truncated: s.Reasons[ingestloop.ReasonTruncated], NoCreds: s.Reasons[ingestloop.ReasonNoCredentials]}
 	for _, n := range s.Datagrams {
 		res.Stored += n
 	}

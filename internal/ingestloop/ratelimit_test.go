@@ -1,6 +1,6 @@
 //go:build linux
 
-package ingest
+package ingestloop
 
 import (
 	"bytes"

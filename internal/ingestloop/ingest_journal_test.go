@@ -1,6 +1,6 @@
 //go:build linux
 
-package ingest
+package ingestloop
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/record/recordtest"
 )
 
 // journalBinary encodes one journald binary-safe field: NAME, newline,
@@ -69,8 +70,8 @@ func TestIngestJournal(t *testing.T) {
 		send(t, sock, data)
 		got := h.next1(t)
 		want := ourCreds(record.Entry{Format: record.FormatJournal, Priority: 1<<3 | 3, Tag: []byte("jtest"),
-			Message: []byte("hello journal"), Fields: wantFields("CUSTOM", "x")})
-		checkParsed(t, data, &got, &want)
+			Message: []byte("hello journal"), Fields: recordtest.Fields("CUSTOM", "x")})
+		recordtest.Check(t, data, &got, &want)
 	})
 
 	t.Run("binary-safe", func(t *testing.T) {
@@ -85,7 +86,7 @@ func TestIngestJournal(t *testing.T) {
 		got := h.next1(t)
 		want := ourCreds(record.Entry{Format: record.FormatJournal, Priority: 3<<3 | 6, Tag: []byte("jtest"),
 			ClaimedPID: 4242, Message: msg, Fields: []record.Field{{Key: []byte("BLOB"), Value: blob}}})
-		checkParsed(t, data, &got, &want)
+		recordtest.Check(t, data, &got, &want)
 	})
 
 	t.Run("memfd", func(t *testing.T) {
@@ -113,8 +114,8 @@ func TestIngestJournal(t *testing.T) {
 		}
 		got.Message = nil
 		want := ourCreds(record.Entry{Format: record.FormatJournal, Priority: 1<<3 | 4, Tag: []byte("jbig"),
-			Fields: wantFields("CODE_LINE", "42", "DUMP", "a\nb\x00c")})
-		checkParsed(t, []byte("(3 MiB memfd)"), &got, &want)
+			Fields: recordtest.Fields("CODE_LINE", "42", "DUMP", "a\nb\x00c")})
+		recordtest.Check(t, []byte("(3 MiB memfd)"), &got, &want)
 
 		after := h.in.Stats()
 		if n := after.Datagrams[record.FormatJournal] - before.Datagrams[record.FormatJournal]; n != 1 {
@@ -215,10 +216,10 @@ func TestIngestHostileFDs(t *testing.T) {
 	got := h.next(t, 2)
 	want := ourCreds(record.Entry{Format: record.FormatJournal, Flags: record.FlagDefaultPriority,
 		Priority: record.DefaultPriority, Message: []byte("text with a descriptor")})
-	checkParsed(t, []byte("text with a descriptor"), &got[0], &want)
+	recordtest.Check(t, []byte("text with a descriptor"), &got[0], &want)
 	want = ourCreds(record.Entry{Format: record.FormatRaw, Flags: record.FlagDefaultPriority,
 		Priority: record.DefaultPriority, Message: []byte("after the hostile ones")})
-	checkParsed(t, []byte("after the hostile ones"), &got[1], &want)
+	recordtest.Check(t, []byte("after the hostile ones"), &got[1], &want)
 
 	// Everything sent before the last record has been handled, so every
 	// descriptor the daemon received is closed by now.

@@ -1,6 +1,6 @@
 //go:build linux && noinstrument
 
-package ingest
+package ingestloop
 
 // The noinstrument build tag exists only for bench/instrument, which
 // measures what the counters cost by comparing the daemon's ingest rate

@@ -1,6 +1,6 @@
 //go:build linux && !noinstrument
 
-package ingest
+package ingestloop
 
 import "sync/atomic"
 

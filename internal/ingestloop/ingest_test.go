@@ -1,6 +1,6 @@
 //go:build linux
 
-package ingest
+package ingestloop
 
 import (
 	"bytes"
@@ -16,10 +16,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/collectord/collectord/pkg/ingest/ingesttest"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/record/recordtest"
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
@@ -305,8 +309,8 @@ func TestIngestJSON(t *testing.T) {
 	}
 	got := decodeEntry(t, recs[0].Payload)
 	want := ourCreds(record.Entry{Format: record.FormatJSON, Priority: 1<<3 | 3, Message: []byte("hi"),
-		Fields: wantFields("user", "bob", "nested", `{"a":1}`)})
-	checkParsed(t, data, &got, &want)
+		Fields: recordtest.Fields("user", "bob", "nested", `{"a":1}`)})
+	recordtest.Check(t, data, &got, &want)
 
 	st := h.in.Stats()
 	w := wantStats(st, map[record.Format]uint64{record.FormatJSON: 1}, nil)
@@ -354,7 +358,7 @@ func TestIngestGarbage(t *testing.T) {
 		// Random bytes: whatever the parser makes of them, stored exactly so.
 		{"random", random, nil},
 	}
-	var p Parser
+	var p ingest.Parser
 	stored := map[record.Format]uint64{}
 	reasons := map[string]uint64{}
 	var bytesIn [NumFormats]uint64
@@ -390,11 +394,11 @@ func TestIngestGarbage(t *testing.T) {
 		got := h.next(t, n)
 		if want != nil {
 			w := ourCreds(*want)
-			checkParsed(t, tt.data, &got[0], &w)
+			recordtest.Check(t, tt.data, &got[0], &w)
 		}
 		marker := ourCreds(record.Entry{Format: record.FormatRaw, Flags: record.FlagDefaultPriority,
 			Priority: record.DefaultPriority, Message: []byte("marker " + tt.name)})
-		checkParsed(t, []byte("marker"), &got[n-1], &marker)
+		recordtest.Check(t, []byte("marker"), &got[n-1], &marker)
 	}
 	st := h.in.Stats()
 	w := wantStats(st, stored, reasons)
@@ -420,13 +424,13 @@ func TestIngestOversize(t *testing.T) {
 
 	want := ourCreds(record.Entry{Format: record.FormatRFC3164, Flags: record.FlagTruncated, Priority: 11,
 		Tag: []byte("app"), ClaimedPID: 77, Message: long[len(prefix):maxMessage]})
-	checkParsed(t, long, &got[0], &want)
+	recordtest.Check(t, long, &got[0], &want)
 	want = ourCreds(record.Entry{Format: record.FormatRFC3164, Priority: 11,
 		Tag: []byte("app"), ClaimedPID: 77, Message: exact[len(prefix):]})
-	checkParsed(t, exact, &got[1], &want)
+	recordtest.Check(t, exact, &got[1], &want)
 	want = ourCreds(record.Entry{Format: record.FormatRFC3164, Priority: 11,
 		Tag: []byte("app"), ClaimedPID: 77, Message: []byte("short")})
-	checkParsed(t, []byte("short"), &got[2], &want)
+	recordtest.Check(t, []byte("short"), &got[2], &want)
 
 	st := h.in.Stats()
 	w := wantStats(st, map[record.Format]uint64{record.FormatRFC3164: 3}, map[string]uint64{ReasonTruncated: 1})
@@ -505,11 +509,11 @@ func TestIngestEntryTooLarge(t *testing.T) {
 			if len(got.Message)+len(got.Hostname)+len(got.Tag) == 0 {
 				t.Errorf("nothing of the message, hostname or tag kept")
 			}
-			checkParsed(t, []byte(tt.name), &got, &want)
+			recordtest.Check(t, []byte(tt.name), &got, &want)
 			next := ourCreds(record.Entry{Format: record.FormatRaw, Flags: record.FlagDefaultPriority,
 				Priority: record.DefaultPriority, Message: []byte("after " + tt.name)})
 			gotNext := decodeEntry(t, recs[1].Payload)
-			checkParsed(t, []byte("after"), &gotNext, &next)
+			recordtest.Check(t, []byte("after"), &gotNext, &next)
 			after := h.in.Stats().Reasons
 			if n := after[ReasonEntryTooLarge] - before[ReasonEntryTooLarge]; n != 1 {
 				t.Errorf("Reasons[%q] grew by %d, want 1", ReasonEntryTooLarge, n)
@@ -607,7 +611,7 @@ func TestIngestBatching(t *testing.T) {
 			t.Errorf("record %d: seq %d, want %d", i, rec.Seq, want)
 		}
 		if e.PID != uint32(os.Getpid()) || e.Flags&record.FlagCreds == 0 {
-			t.Errorf("record %d: PID %d flags %s, want our pid %d with Creds", i, e.PID, flagNames(e.Flags), os.Getpid())
+			t.Errorf("record %d: PID %d flags %s, want our pid %d with Creds", i, e.PID, recordtest.FlagNames(e.Flags), os.Getpid())
 		}
 	}
 	st := h.in.Stats()
@@ -719,10 +723,10 @@ func TestIngestStoreAllocs(t *testing.T) {
 	sock := dialRaw(t, h.path)
 	const runs = 100
 	var stored uint64
-	for _, s := range parseSamples {
-		data := []byte(s.data)
+	for _, s := range ingesttest.Samples {
+		data := []byte(s.Data)
 		if n := testing.AllocsPerRun(runs, func() { h.storeOne(t, sock, data) }); n != 0 {
-			t.Errorf("%s: %v allocations per datagram, want 0", s.name, n)
+			t.Errorf("%s: %v allocations per datagram, want 0", s.Name, n)
 		}
 		stored += runs + 1 // AllocsPerRun's warm-up run too
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package ingest
+package ingestloop
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -76,7 +77,7 @@ type Ingester struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	parser Parser
+	parser ingest.Parser
 	entry  record.Entry
 	buf    []byte
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package ingest
+package ingestloop
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/record/recordtest"
 )
 
 // runChild is the test binary's life as a client process (see TestMain).
@@ -142,7 +143,7 @@ func TestIngestLogger(t *testing.T) {
 			host: true,
 			want: []record.Entry{{Format: record.FormatRFC5424, Priority: 13, Tag: []byte("app"), MsgID: []byte("MID"),
 				Message: []byte("hello 5424"),
-				Fields:  wantFields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "?", "zoo@123.tiger", "hungry")}},
+				Fields:  recordtest.Fields("timeQuality.tzKnown", "1", "timeQuality.isSynced", "?", "zoo@123.tiger", "hungry")}},
 			fix: func(t *testing.T, got, want *record.Entry) {
 				// Whether the clock is synchronised depends on the host.
 				if len(got.Fields) == 3 {
@@ -218,7 +219,7 @@ func TestIngestLogger(t *testing.T) {
 				if tt.fix != nil {
 					tt.fix(t, &got[i], &want)
 				}
-				checkParsed(t, []byte(tt.name), &got[i], &want)
+				recordtest.Check(t, []byte(tt.name), &got[i], &want)
 			}
 		})
 	}
@@ -284,7 +285,7 @@ except KeyError:
 	for i, pri := range []uint8{1<<3 | 4, 1<<3 | 3} { // user.warning, user.err
 		want := record.Entry{Format: record.FormatPython, Flags: record.FlagCreds, Priority: pri,
 			PID: pid, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Message: []byte(sent[i])}
-		checkParsed(t, []byte(sent[i]), &got[i], &want)
+		recordtest.Check(t, []byte(sent[i]), &got[i], &want)
 	}
 }
 
@@ -319,6 +320,6 @@ func TestIngestGoSyslog(t *testing.T) {
 			PID: pid, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ClaimedPID: pid,
 			Tag: []byte("gotag"), Message: []byte(w.msg)}
 		checkStamp(t, &got[i], &want, before, after)
-		checkParsed(t, []byte(w.msg), &got[i], &want)
+		recordtest.Check(t, []byte(w.msg), &got[i], &want)
 	}
 }
