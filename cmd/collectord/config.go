@@ -14,7 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/collectord/collectord/internal/daemon"
+	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -139,9 +139,10 @@ func (c *Config) Validate() error {
 	case c.QueryTLSClientCA != "" && c.QueryTLSCert == "":
 		return fmt.Errorf("query_tls_client_ca %q: needs query_tls_cert and query_tls_key (mutual TLS is TLS)", c.QueryTLSClientCA)
 	}
-	if c.QueryAddr != "" && !c.QueryInsecure && c.QueryTLSCert == "" && c.QueryTokenFile == "" && !daemon.IsLoopback(c.QueryAddr) {
-		return fmt.Errorf("query_addr %q: not a loopback address; anyone who reaches it could read every log: "+
-			"set query_tls_cert/query_tls_key (and query_tls_client_ca) or query_token_file, or query_insecure = true", c.QueryAddr)
+	if c.QueryAddr != "" {
+		if err := c.queryGuard().Check(c.QueryAddr); err != nil {
+			return fmt.Errorf("query_addr %q: %w", c.QueryAddr, err)
+		}
 	}
 	if c.PIDFile != "" && !filepath.IsAbs(c.PIDFile) {
 		return fmt.Errorf("pid_file %q: must be an absolute path", c.PIDFile)
@@ -151,6 +152,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// queryGuard is what the configuration puts in front of the query server.
+func (c *Config) queryGuard() access.Guard {
+	return access.Guard{TLS: c.QueryTLSCert != "", Token: c.QueryTokenFile != "", Insecure: c.QueryInsecure}
 }
 
 // ringGID resolves ring_group, a group name or number; 0 when unset.

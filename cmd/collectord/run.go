@@ -88,7 +88,7 @@ func (c *Config) queryAccess(log *slog.Logger) (query.Options, error) {
 		if warn != "" {
 			log.Warn("query_token_file: " + warn)
 		}
-		if c.QueryTLSCert == "" && !daemon.IsLoopback(c.QueryAddr) {
+		if c.queryGuard().CleartextToken(c.QueryAddr) {
 			log.Warn("query tokens without TLS cross the network in clear; set query_tls_cert and query_tls_key", "query_addr", c.QueryAddr)
 		}
 		opts.Tokens = tokens

@@ -1,5 +1,17 @@
-// Package access loads the credentials of the query server and its
-// clients from files: TLS certificates and keys, the CAs that sign the
+// Package access decides who may reach the query server, and loads the
+// credentials of the server and its clients from files.
+//
+// # Exposure
+//
+// Guard.Check is the one rule for where the query server may listen: a
+// loopback address always; any other address only behind TLS or a token,
+// or with query_insecure. collectord's configuration applies it to
+// query_addr, and the daemon to the real address of the socket it serves,
+// so that a socket systemd passes is held to the same rule.
+//
+// # Credentials
+//
+// The functions below load TLS certificates and keys, the CAs that sign the
 // other side's certificates, and bearer tokens. collectord's configuration
 // and logctl's flags name the files; pkg/query uses what comes back
 // (query.Options.TLSConfig and Tokens, query.DialOptions.TLSConfig and

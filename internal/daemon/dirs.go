@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/rundir"
 )
 
@@ -88,33 +87,18 @@ func isRuntimeDirectory(dir string) bool {
 	return false
 }
 
-// IsLoopback reports whether the TCP address addr (HOST:PORT) can only be
-// reached from this host: a loopback IP, or "localhost". An empty host
-// means every address, which is not loopback.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
 // checkQueryAccess refuses a query socket that other hosts can reach
 // when neither TLS nor tokens guard it, unless QueryInsecure says so. It
 // checks the socket's real address, so a socket systemd passed is held to
 // the same rule as one from the configuration.
 func (d *daemon) checkQueryAccess() error {
 	ln := d.socks.query
-	if ln == nil || d.cfg.QueryInsecure || d.cfg.Query.TLSConfig != nil || len(d.cfg.Query.Tokens) > 0 {
+	if ln == nil {
 		return nil
 	}
-	if addr := ln.Addr().String(); !IsLoopback(addr) {
-		return fmt.Errorf("query socket %s: not a loopback address, and neither TLS nor a token guards it: "+
-			"anyone who reaches it could read every log; set query_tls_cert and query_tls_key or query_token_file, or query_insecure = true", addr)
+	g := access.Guard{TLS: d.cfg.Query.TLSConfig != nil, Token: len(d.cfg.Query.Tokens) > 0, Insecure: d.cfg.QueryInsecure}
+	if err := g.Check(ln.Addr().String()); err != nil {
+		return fmt.Errorf("query socket %s: %w", ln.Addr(), err)
 	}
 	return nil
 }
