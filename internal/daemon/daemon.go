@@ -4,27 +4,19 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/collectord/collectord/internal/sockdup"
-
-	"github.com/coreos/go-systemd/v22/activation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/ingestloop"
-	"github.com/collectord/collectord/internal/metrics"
 	"github.com/collectord/collectord/internal/sdnotify"
 	"github.com/collectord/collectord/internal/upgrade"
 	"github.com/collectord/collectord/pkg/query"
@@ -258,22 +250,6 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 	}
 }
 
-// activationFiles returns the sockets systemd passed, by name (first of
-// each name).
-func activationFiles() map[string]*os.File {
-	files := map[string]*os.File{}
-	for name, fs := range activation.FilesWithNames() {
-		for i, f := range fs {
-			if i == 0 {
-				files[name] = f
-			} else {
-				f.Close()
-			}
-		}
-	}
-	return files
-}
-
 // openRing takes the writer role, telling systemd to wait longer while a
 // large ring is being verified after a crash.
 func (d *daemon) openRing(ctx context.Context) error {
@@ -354,212 +330,4 @@ func (d *daemon) stopIngest() error {
 	err := <-d.ingestDone
 	d.ingestDone = nil
 	return err
-}
-
-func (d *daemon) startServers() error {
-	if d.socks.query != nil {
-		opts := d.cfg.Query
-		if opts.TracerProvider == nil {
-			opts.TracerProvider = d.cfg.TracerProvider
-		}
-		if opts.Logger == nil {
-			opts.Logger = d.log.With("component", "query")
-		}
-		d.qs = query.NewServer(d.reader, opts)
-	}
-	if d.socks.metrics != nil {
-		d.metrics = &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
-	}
-	return d.startAccepting()
-}
-
-// startAccepting makes the servers accept connections, each on its own
-// duplicate of its listening socket.
-func (d *daemon) startAccepting() error {
-	if d.qs != nil {
-		ln, err := dupListener(d.socks.query)
-		if err != nil {
-			return fmt.Errorf("query server: %w", err)
-		}
-		d.qln = ln
-		d.serving.Go(func() {
-			if err := d.qs.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-				d.log.Error("query server", "err", err)
-			}
-		})
-	}
-	if d.metrics != nil {
-		ln, err := dupListener(d.socks.metrics)
-		if err != nil {
-			return fmt.Errorf("metrics server: %w", err)
-		}
-		d.mln = ln
-		d.serving.Go(func() {
-			if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				d.log.Error("metrics server", "err", err)
-			}
-		})
-	}
-	return nil
-}
-
-// stopAccepting closes the servers' duplicates of the listening sockets
-// and waits until they accept no more. Connections already accepted go on.
-// The sockets themselves stay open (d.socks holds them, and so does the
-// new process of an upgrade): connections made from now on wait in the
-// listen backlog for whoever accepts next, rather than being refused.
-func (d *daemon) stopAccepting() {
-	for _, ln := range []net.Listener{d.qln, d.mln} {
-		if ln != nil {
-			ln.Close()
-		}
-	}
-	d.serving.Wait()
-	d.qln, d.mln = nil, nil
-}
-
-// stopServers ends every query (followers get an end frame with their
-// cursor) and waits for the servers.
-func (d *daemon) stopServers(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
-	defer cancel()
-	if d.qs != nil {
-		if err := d.qs.Shutdown(ctx); err != nil {
-			d.log.Warn("query server shutdown", "err", err)
-		}
-	}
-	if d.metrics != nil {
-		d.metrics.Shutdown(ctx)
-	}
-	d.serving.Wait()
-	d.qs, d.metrics = nil, nil
-	d.qln, d.mln = nil, nil
-}
-
-// dupListener returns a listener on a duplicate of l's descriptor. It
-// never calls os.File.Fd on a file that net created (which would switch
-// the shared socket to blocking mode): os.NewFile on a non-blocking
-// descriptor leaves it non-blocking.
-func dupListener(l net.Listener) (net.Listener, error) {
-	sc, ok := l.(syscall.Conn)
-	if !ok {
-		return nil, fmt.Errorf("duplicate listener: %T has no descriptor", l)
-	}
-	fd, err := sockdup.Dup(sc)
-	if err != nil {
-		return nil, fmt.Errorf("duplicate listener: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "listener")
-	defer f.Close()
-	return net.FileListener(f)
-}
-
-// storeFDs puts the sockets this process bound into systemd's fd store,
-// so that a plain restart gets them back, queue and all.
-func (d *daemon) storeFDs() {
-	if !d.notify.Enabled() {
-		return
-	}
-	for _, f := range d.socks.named() {
-		if !d.socks.bound[f.Name] {
-			continue
-		}
-		if err := d.notify.StoreFDs(f.Name, f.File); err != nil {
-			d.log.Warn("store socket in systemd's fd store", "name", f.Name, "err", err)
-			continue
-		}
-		if f.Name == NameIngest {
-			d.socketFile = "" // systemd keeps the socket, and so its file
-		}
-	}
-}
-
-// closeSockets closes this process's copies of the sockets, and removes the
-// socket file when the socket dies with this process.
-func (d *daemon) closeSockets() {
-	d.socks.close()
-	if d.socketFile != "" && !d.handedOver {
-		os.Remove(d.socketFile)
-	}
-}
-
-// statusLoop keeps STATUS= current and pings the watchdog while ingest runs.
-func (d *daemon) statusLoop(ctx context.Context) {
-	if !d.notify.Enabled() {
-		return
-	}
-	var wg sync.WaitGroup
-	if interval, ok := sdnotify.WatchdogInterval(); ok {
-		wg.Go(func() { d.notify.Watchdog(ctx, interval/2, func() error { return nil }) })
-	}
-	defer wg.Wait()
-	t := time.NewTicker(statusInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			d.notify.Status(d.status())
-		}
-	}
-}
-
-// status is a one-line summary for systemctl status.
-func (d *daemon) status() string {
-	st := d.reader.Stats() // the writer's own state belongs to the ingest goroutine
-	var clients int64
-	if d.qs != nil {
-		clients = d.qs.Stats().ConnsOpen
-	}
-	return fmt.Sprintf("%d records stored; ring %d%% full, next seq %d; %d query clients",
-		d.stored(), st.BytesUsed*100/st.Size, st.Head, clients)
-}
-
-func (d *daemon) stored() uint64 {
-	in := d.inPtr.Load()
-	if in == nil {
-		return 0
-	}
-	var n uint64
-	for _, c := range in.Stats().Datagrams {
-		n += c
-	}
-	return n
-}
-
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
-
-// metricsHandler serves /metrics, /healthz and /readyz from a registry of
-// the daemon's own.
-func (d *daemon) metricsHandler() http.Handler {
-	qs, reader := d.qs, d.reader
-	src := metrics.Sources{
-		Ingest: func() ingestloop.Stats {
-			if in := d.inPtr.Load(); in != nil {
-				return in.Stats()
-			}
-			return ingestloop.Stats{}
-		},
-		Ring: reader.Stats,
-		RingOldestTime: func() (time.Time, bool) {
-			rec, _, err := reader.Cursor(reader.Latest(math.MaxUint64)).Next()
-			if err != nil {
-				return time.Time{}, false
-			}
-			return time.Unix(0, rec.Time), true
-		},
-		Upgrades: func() metrics.UpgradeStats {
-			return metrics.UpgradeStats{Succeeded: d.upgradesOK.Load(), Failed: d.upgradesBad.Load(), HandoffSeconds: d.handoff.Seconds()}
-		},
-	}
-	if qs != nil {
-		src.Query = qs.Stats
-	}
-	return metrics.Handler(metrics.NewRegistry(src), func() error {
-		if d.inPtr.Load() == nil {
-			return errors.New("not ingesting")
-		}
-		return nil
-	})
 }

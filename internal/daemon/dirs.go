@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/rundir"
 )
 
@@ -85,20 +84,4 @@ func isRuntimeDirectory(dir string) bool {
 		}
 	}
 	return false
-}
-
-// checkQueryAccess refuses a query socket that other hosts can reach
-// when neither TLS nor tokens guard it, unless QueryInsecure says so. It
-// checks the socket's real address, so a socket systemd passed is held to
-// the same rule as one from the configuration.
-func (d *daemon) checkQueryAccess() error {
-	ln := d.socks.query
-	if ln == nil {
-		return nil
-	}
-	g := access.Guard{TLS: d.cfg.Query.TLSConfig != nil, Token: len(d.cfg.Query.Tokens) > 0, Insecure: d.cfg.QueryInsecure}
-	if err := g.Check(ln.Addr().String()); err != nil {
-		return fmt.Errorf("query socket %s: %w", ln.Addr(), err)
-	}
-	return nil
 }

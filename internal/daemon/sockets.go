@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/upgrade"
 )
@@ -115,4 +116,29 @@ func (s *sockets) close() {
 	if s.metrics != nil {
 		s.metrics.Close()
 	}
+}
+
+// closeSockets closes this process's copies of the sockets, and removes the
+// socket file when the socket dies with this process.
+func (d *daemon) closeSockets() {
+	d.socks.close()
+	if d.socketFile != "" && !d.handedOver {
+		os.Remove(d.socketFile)
+	}
+}
+
+// checkQueryAccess refuses a query socket that other hosts can reach
+// when neither TLS nor tokens guard it, unless QueryInsecure says so. It
+// checks the socket's real address, so a socket systemd passed is held to
+// the same rule as one from the configuration.
+func (d *daemon) checkQueryAccess() error {
+	ln := d.socks.query
+	if ln == nil {
+		return nil
+	}
+	g := access.Guard{TLS: d.cfg.Query.TLSConfig != nil, Token: len(d.cfg.Query.Tokens) > 0, Insecure: d.cfg.QueryInsecure}
+	if err := g.Check(ln.Addr().String()); err != nil {
+		return fmt.Errorf("query socket %s: %w", ln.Addr(), err)
+	}
+	return nil
 }

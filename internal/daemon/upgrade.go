@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -98,11 +97,4 @@ func childEnv(socketFile string) []string {
 		env = append(env, envSocketFile+"="+socketFile)
 	}
 	return env
-}
-
-func addrOf(l net.Listener) string {
-	if l == nil {
-		return ""
-	}
-	return l.Addr().String()
 }

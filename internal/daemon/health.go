@@ -1,0 +1,47 @@
+//go:build linux
+
+package daemon
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/collectord/collectord/internal/ingestloop"
+	"github.com/collectord/collectord/internal/metrics"
+)
+
+// metricsHandler serves /metrics, /healthz and /readyz from a registry of
+// the daemon's own.
+func (d *daemon) metricsHandler() http.Handler {
+	qs, reader := d.qs, d.reader
+	src := metrics.Sources{
+		Ingest: func() ingestloop.Stats {
+			if in := d.inPtr.Load(); in != nil {
+				return in.Stats()
+			}
+			return ingestloop.Stats{}
+		},
+		Ring: reader.Stats,
+		RingOldestTime: func() (time.Time, bool) {
+			rec, _, err := reader.Cursor(reader.Latest(math.MaxUint64)).Next()
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(0, rec.Time), true
+		},
+		Upgrades: func() metrics.UpgradeStats {
+			return metrics.UpgradeStats{Succeeded: d.upgradesOK.Load(), Failed: d.upgradesBad.Load(), HandoffSeconds: d.handoff.Seconds()}
+		},
+	}
+	if qs != nil {
+		src.Query = qs.Stats
+	}
+	return metrics.Handler(metrics.NewRegistry(src), func() error {
+		if d.inPtr.Load() == nil {
+			return errors.New("not ingesting")
+		}
+		return nil
+	})
+}
