@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/fault"
 	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/internal/sdnotify"
 	"github.com/collectord/collectord/internal/upgrade"
@@ -37,6 +38,10 @@ const (
 	statusInterval = 5 * time.Second
 	// recommendedQlen is the net.unix.max_dgram_qlen systemd sets at boot.
 	recommendedQlen = 512
+	// ingestStallLimit is how long the ingest loop may spend on one batch
+	// before the daemon counts it as stuck: /readyz fails and the systemd
+	// watchdog is no longer pinged. A batch normally takes microseconds.
+	ingestStallLimit = 10 * time.Second
 )
 
 // Config is what Run needs; the command fills it from flags and the config
@@ -80,7 +85,7 @@ func Run(ctx context.Context, cfg Config, reload <-chan struct{}) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{cfg: cfg, log: cfg.Logger, notify: sdnotify.New()}
+	d := &daemon{cfg: cfg, log: cfg.Logger, notify: sdnotify.New(), stallLimit: fault.StallLimit(ingestStallLimit)}
 	return d.run(ctx, reload)
 }
 
@@ -96,6 +101,7 @@ type daemon struct {
 
 	in            *ingestloop.Ingester
 	inPtr         atomic.Pointer[ingestloop.Ingester] // in, for the status and metrics goroutines
+	stallLimit    time.Duration                       // see ingestStallLimit
 	upgradesOK    atomic.Uint64
 	upgradesBad   atomic.Uint64
 	handoff       time.Duration // the gap before this process read, if it took over
@@ -178,6 +184,9 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		cancel()
 		if err != nil {
 			return fmt.Errorf("wait for the previous process to release the ring: %w", err)
+		}
+		if delay := fault.TakeoverDelay(); delay > 0 {
+			time.Sleep(delay) // tests only: a slow takeover (internal/fault)
 		}
 	}
 	if err := d.openRing(ctx); err != nil {

@@ -39,6 +39,17 @@
 // it is killed and the old one resumes, accepting again. One upgrade runs
 // at a time.
 //
+// # Health
+//
+// The ingest loop keeps a heartbeat (ingestloop.Ingester.Health): it is
+// healthy while it waits for datagrams, however long the socket stays
+// idle, and while the batch it stores started less than 10 seconds ago.
+// The systemd watchdog (WatchdogSec=) is pinged only while it is healthy,
+// so a wedged loop is restarted by systemd rather than reported alive; and
+// /readyz answers 503 whenever ingest is not running or is stuck: before
+// it starts, during a handover once the old process has stopped reading,
+// and after a stop. /healthz only says the process answers.
+//
 // # The socket file
 //
 // A datagram socket the daemon bound is removed on a clean stop, unless

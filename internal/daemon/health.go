@@ -3,7 +3,6 @@
 package daemon
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"time"
@@ -38,10 +37,18 @@ func (d *daemon) metricsHandler() http.Handler {
 	if qs != nil {
 		src.Query = qs.Stats
 	}
-	return metrics.Handler(metrics.NewRegistry(src), func() error {
-		if d.inPtr.Load() == nil {
-			return errors.New("not ingesting")
-		}
-		return nil
-	})
+	return metrics.Handler(metrics.NewRegistry(src), d.ingestHealth)
+}
+
+// ingestHealth is nil while the ingest loop makes progress: it waits for
+// datagrams, or stores a batch it started less than the stall limit ago.
+// It fails when ingest is not running (before it starts, during a
+// handover, after a stop) or is stuck. /readyz answers with it, and the
+// systemd watchdog is pinged only while it is nil.
+func (d *daemon) ingestHealth() error {
+	in := d.inPtr.Load()
+	if in == nil {
+		return ingestloop.ErrNotRunning
+	}
+	return in.Health(d.stallLimit)
 }

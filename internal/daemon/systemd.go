@@ -50,14 +50,15 @@ func (d *daemon) storeFDs() {
 	}
 }
 
-// statusLoop keeps STATUS= current and pings the watchdog while ingest runs.
+// statusLoop keeps STATUS= current and pings the watchdog while ingest
+// makes progress.
 func (d *daemon) statusLoop(ctx context.Context) {
 	if !d.notify.Enabled() {
 		return
 	}
 	var wg sync.WaitGroup
 	if interval, ok := sdnotify.WatchdogInterval(); ok {
-		wg.Go(func() { d.notify.Watchdog(ctx, interval/2, func() error { return nil }) })
+		wg.Go(func() { d.notify.Watchdog(ctx, interval/2, d.watchdogHealth) })
 	}
 	defer wg.Wait()
 	t := time.NewTicker(statusInterval)
@@ -70,6 +71,16 @@ func (d *daemon) statusLoop(ctx context.Context) {
 			d.notify.Status(d.status())
 		}
 	}
+}
+
+// watchdogHealth is ingestHealth, logged when it fails: a missed ping is
+// worth a line, since systemd may act on it.
+func (d *daemon) watchdogHealth() error {
+	err := d.ingestHealth()
+	if err != nil {
+		d.log.Warn("not pinging the watchdog", "err", err)
+	}
+	return err
 }
 
 // status is a one-line summary for systemctl status.

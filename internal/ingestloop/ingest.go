@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/fault"
 	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -86,6 +88,49 @@ type Ingester struct {
 	note  []byte      // scratch text of a suppression note
 
 	counters // count_on.go; no-ops under the noinstrument tag (count_off.go)
+
+	// Progress, written by Run and read by Health from any goroutine.
+	running atomic.Bool  // Run is running
+	waiting atomic.Bool  // Run is waiting for datagrams
+	batchAt atomic.Int64 // when Run stopped waiting (monotonic ns since epoch)
+	epoch   time.Time
+}
+
+// ErrNotRunning is Health's answer when Run is not running: it has not
+// started, or it has returned (stopped, handed over, or failed).
+var ErrNotRunning = errors.New("ingest loop not running")
+
+// StallError is Health's answer when Run has spent too long on one batch.
+type StallError struct {
+	Stalled time.Duration // how long Run has been on its current batch
+}
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("ingest loop stuck on one batch for %v", e.Stalled.Round(time.Millisecond))
+}
+
+// Health reports whether Run makes progress. It returns nil while Run is
+// waiting for datagrams (an idle socket is healthy) or has spent less than
+// limit on the batch it is storing, ErrNotRunning when Run is not running,
+// and a *StallError when Run has been on one batch for limit or longer. It
+// is safe to call from any goroutine and does not allocate when healthy.
+func (in *Ingester) Health(limit time.Duration) error {
+	if !in.running.Load() {
+		return ErrNotRunning
+	}
+	if in.waiting.Load() {
+		return nil
+	}
+	if d := time.Since(in.epoch) - time.Duration(in.batchAt.Load()); d >= limit {
+		return &StallError{Stalled: d}
+	}
+	return nil
+}
+
+// startBatch records that Run stopped waiting and works on a batch.
+func (in *Ingester) startBatch() {
+	in.batchAt.Store(int64(time.Since(in.epoch)))
+	in.waiting.Store(false)
 }
 
 // New creates an Ingester reading conn and writing w. conn must have
@@ -107,6 +152,7 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		buf:  make([]byte, 0, 4096),
 
 		limit: newLimiter(opts.RateLimit),
+		epoch: time.Now(),
 		self:  senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
 	}
 	in.counters.init()
@@ -123,6 +169,9 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 // read and returns nil. Datagrams that arrive after that stay queued in the
 // socket for whoever reads it next. Any other error ends Run.
 func (in *Ingester) Run(ctx context.Context) error {
+	in.startBatch()
+	in.running.Store(true)
+	defer in.running.Store(false)
 	// Cancelling ctx interrupts a blocked Receive by moving the read
 	// deadline to now. Run clears it again before returning, or the next
 	// reader of conn (a new Ingester on the same socket) would fail at once.
@@ -159,7 +208,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 				return nil
 			}
 		}
+		in.waiting.Store(true)
 		msgs, err := in.rx.Receive()
+		in.startBatch()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				if ctx.Err() != nil {
@@ -220,6 +271,7 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 	}
 	e := &in.entry
 	in.parser.Parse(data, e)
+	fault.Ingest(e.Message)
 	if truncated {
 		e.Flags |= record.FlagTruncated
 		in.count(ReasonTruncated)

@@ -756,3 +756,26 @@ func (h *harness) storeOne(t *testing.T, sock int, data []byte) {
 	h.in.store(&msgs[0], 1)
 	h.in.w.Publish()
 }
+
+// Health follows Run: ErrNotRunning before Run starts and after it
+// returns; nil while Run waits for datagrams, whatever the limit (an idle
+// socket is not a stuck loop).
+func TestHealth(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	if err := h.in.Health(time.Hour); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("before Run: Health = %v, want ErrNotRunning", err)
+	}
+	h.start()
+	sock := dialRaw(t, h.path)
+	send(t, sock, []byte("one"))
+	h.next1(t)
+	// With a zero limit only waiting for datagrams is healthy: Run gets
+	// back to waiting once the batch is published.
+	waitFor(t, func() bool { return h.in.Health(0) == nil })
+	if err := h.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := h.in.Health(time.Hour); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("after Run returned: Health = %v, want ErrNotRunning", err)
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !faultinject
+
+package fault
+
+import "time"
+
+// Enabled reports whether the binary was built with faultinject.
+const Enabled = false
+
+// Ingest is called by the ingest loop with each message it stores.
+func Ingest([]byte) {}
+
+// StallLimit returns d.
+func StallLimit(d time.Duration) time.Duration { return d }
+
+// TakeoverDelay returns 0.
+func TakeoverDelay() time.Duration { return 0 }
