@@ -70,7 +70,7 @@ func (f *formatter) appendRecord(b []byte, seq uint64, ts int64, e *record.Entry
 		b = appendText(b, e.Message)
 		return append(b, '\n')
 	case outJSON:
-		return appendJSON(b, seq, ts, e)
+		return append(record.AppendJSON(b, seq, ts, e), '\n')
 	}
 	t := time.Unix(0, ts).In(f.loc)
 	if f.format == outShortISO {
@@ -132,102 +132,3 @@ func appendText(b, s []byte) []byte {
 }
 
 const hex = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 bytes are kept
-// visible as the text \xNN (a backslash, x, two hex digits), never dropped
-// or replaced.
-func appendJSONString(b, s []byte) []byte {
-	b = append(b, '"')
-	for len(s) > 0 {
-		// Fast path: a run of printable ASCII that needs no escaping.
-		i := 0
-		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' {
-			i++
-		}
-		b = append(b, s[:i]...)
-		if s = s[i:]; len(s) == 0 {
-			break
-		}
-		r, n := utf8.DecodeRune(s)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(b, '\\', '\\', 'x', hex[s[0]>>4], hex[s[0]&15])
-		case r == '"' || r == '\\':
-			b = append(b, '\\', byte(r))
-		case r == '\n':
-			b = append(b, '\\', 'n')
-		case r == '\t':
-			b = append(b, '\\', 't')
-		case r == '\r':
-			b = append(b, '\\', 'r')
-		case r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u')
-			b = append(b, hex[r>>12&15], hex[r>>8&15], hex[r>>4&15], hex[r&15])
-		default:
-			b = append(b, s[:n]...)
-		}
-		s = s[n:]
-	}
-	return append(b, '"')
-}
-
-func appendJSON(b []byte, seq uint64, ts int64, e *record.Entry) []byte {
-	b = append(b, `{"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, `,"time":"`...)
-	b = time.Unix(0, ts).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00")
-	b = append(b, `","priority":`...)
-	b = strconv.AppendUint(b, uint64(e.Severity()), 10)
-	b = append(b, `,"facility":`...)
-	b = strconv.AppendUint(b, uint64(e.Facility()), 10)
-	if e.Flags&record.FlagCreds != 0 {
-		b = append(b, `,"pid":`...)
-		b = strconv.AppendUint(b, uint64(e.PID), 10)
-		b = append(b, `,"uid":`...)
-		b = strconv.AppendUint(b, uint64(e.UID), 10)
-		b = append(b, `,"gid":`...)
-		b = strconv.AppendUint(b, uint64(e.GID), 10)
-	}
-	if e.ClaimedPID != 0 {
-		b = append(b, `,"claimed_pid":`...)
-		b = strconv.AppendUint(b, uint64(e.ClaimedPID), 10)
-	}
-	if e.SourceTime != 0 {
-		b = append(b, `,"source_time":"`...)
-		b = time.Unix(0, e.SourceTime).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00")
-		b = append(b, '"')
-	}
-	if len(e.Tag) > 0 {
-		b = append(b, `,"tag":`...)
-		b = appendJSONString(b, e.Tag)
-	}
-	if len(e.Hostname) > 0 {
-		b = append(b, `,"hostname":`...)
-		b = appendJSONString(b, e.Hostname)
-	}
-	if len(e.MsgID) > 0 {
-		b = append(b, `,"msgid":`...)
-		b = appendJSONString(b, e.MsgID)
-	}
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, e.Message)
-	if len(e.Fields) > 0 {
-		b = append(b, `,"fields":{`...)
-		for i, fl := range e.Fields {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, fl.Key)
-			b = append(b, ':')
-			b = appendJSONString(b, fl.Value)
-		}
-		b = append(b, '}')
-	}
-	if e.Flags&record.FlagTruncated != 0 {
-		b = append(b, `,"truncated":true`...)
-	}
-	if e.Flags&record.FlagMalformed != 0 {
-		b = append(b, `,"malformed":true`...)
-	}
-	return append(b, "}\n"...)
-}

@@ -70,17 +70,3 @@ func jsonEqual(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
-
-func TestParsePriority(t *testing.T) {
-	for in, want := range map[string]int{"13": 13, "err": 8 + 3, "local0.warning": 16<<3 | 4, "auth.crit": 4<<3 | 2, "warn": 8 + 4, "7": 7} {
-		got, err := ParsePriority(in, 1)
-		if err != nil || got != want {
-			t.Errorf("ParsePriority(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"192", "-1", "bogus", "nosuch.err", "user.loud"} {
-		if _, err := ParsePriority(in, 1); err == nil {
-			t.Errorf("ParsePriority(%q) accepted", in)
-		}
-	}
-}

@@ -132,11 +132,11 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 		o.req.N = new(int64(1_000_000)) // --since alone shows the whole range
 	}
 	if prio != "" {
-		sev, err := ParseSeverity(prio)
+		sev, err := record.ParseSeverity(prio)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("-p: %w", err)}
 		}
-		o.req.Filter.Priority = &sev
+		o.req.Filter.Priority = new(int(sev))
 	}
 	for _, id := range []struct {
 		flag string

@@ -1,5 +1,5 @@
-// Package record defines a collectord log entry and its binary encoding as
-// the payload of a ring record.
+// Package record defines a collectord log entry, its binary encoding as
+// the payload of a ring record, its JSON form, and syslog's priority names.
 //
 // # Entry
 //
@@ -45,6 +45,19 @@
 // A future layout change gets a new version byte, which older readers
 // reject.
 //
+// # JSON
+//
+// AppendJSON writes the one JSON object that represents a stored record
+// (sequence number, receive time, entry): what `logctl tail -o json`
+// prints and what anything else that exports records as JSON must write,
+// so that consumers see one format. Its keys and escapes are documented on
+// the function and pinned by a golden file (testdata/json.golden).
+//
+// # Priority names
+//
+// FacilityName, SeverityName, ParseSeverity and ParsePriority use the
+// names syslog(3) and util-linux logger use ("auth.err", "local0.warning").
+//
 // # Limits and guarantees
 //
 // Lengths and the field count are bounded only by the input: a length may
@@ -58,5 +71,7 @@
 //
 // Neither function allocates in the steady state: AppendEncode when dst has
 // EncodedLen(e) bytes of spare capacity, Decode when e.Fields has capacity
-// for the stored fields.
+// for the stored fields; nor does AppendJSON when dst has room. All
+// functions are safe for concurrent use; the memory they return is the
+// caller's (appended to dst, or aliasing the caller's input).
 package record
