@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/collectord/collectord/internal/fdname"
 	"github.com/collectord/collectord/internal/sockdup"
 
 	"golang.org/x/sys/unix"
@@ -25,8 +26,6 @@ const (
 	// MaxFDs is the most descriptors one datagram can carry (the kernel's
 	// SCM_MAX_FD).
 	MaxFDs = 253
-	// maxFDName is systemd's FDNAME_MAX.
-	maxFDName = 255
 )
 
 var (
@@ -233,16 +232,10 @@ func checkValue(key, v string) error {
 	return nil
 }
 
-// checkFDName applies systemd's fdname_is_valid rules: 1 to 255 printable
-// ASCII characters other than ':' (the LISTEN_FDNAMES separator).
+// checkFDName applies systemd's rule for fd names.
 func checkFDName(name string) error {
-	if name == "" || len(name) > maxFDName {
-		return fmt.Errorf("%w: FDNAME %q must be 1 to %d characters", ErrInvalid, name, maxFDName)
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c < ' ' || c > '~' || c == ':' {
-			return fmt.Errorf("%w: FDNAME %q: only printable ASCII other than ':' is allowed", ErrInvalid, name)
-		}
+	if err := fdname.Check(name); err != nil {
+		return fmt.Errorf("%w: FDNAME: %w", ErrInvalid, err)
 	}
 	return nil
 }

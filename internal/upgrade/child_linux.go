@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/fdname"
 )
 
 // upgradePhase is where the new process stands in the handover.
@@ -84,7 +86,7 @@ func Inherited() (*Upgrade, error) {
 	}
 	for i, name := range list {
 		fd := firstFileFD + i
-		if err := checkName(name); err != nil {
+		if err := fdname.Check(name); err != nil {
 			return nil, u.reject(err.Error())
 		}
 		if u.files[name] != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/collectord/collectord/internal/fdname"
 	"github.com/collectord/collectord/internal/sockdup"
 
 	"golang.org/x/sys/unix"
@@ -82,7 +83,7 @@ func Start(exe string, args, env []string, files []NamedFile) (*Child, error) {
 	names := make([]string, len(files))
 	seen := make(map[string]bool, len(files))
 	for i, f := range files {
-		if err := checkName(f.Name); err != nil {
+		if err := fdname.Check(f.Name); err != nil {
 			return nil, fmt.Errorf("start upgrade: %w", err)
 		}
 		if seen[f.Name] {

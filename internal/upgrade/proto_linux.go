@@ -42,8 +42,6 @@ const (
 	maxMessage = 4096
 	// maxReason bounds the reason sent with a failure.
 	maxReason = 1024
-	// maxNameLen is the longest file name accepted (systemd's FDNAME_MAX).
-	maxNameLen = 255
 )
 
 var (
@@ -153,21 +151,6 @@ func failedMessage(reason string) string {
 		reason = reason[:maxReason]
 	}
 	return msgFailed + reason
-}
-
-// checkName applies systemd's rules for fd names, so that the same names
-// work in LISTEN_FDNAMES: 1 to 255 printable ASCII characters other than
-// ':' (the separator).
-func checkName(name string) error {
-	if name == "" || len(name) > maxNameLen {
-		return fmt.Errorf("file name %q must be 1 to %d characters", name, maxNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c < ' ' || c > '~' || c == ':' {
-			return fmt.Errorf("file name %q: only printable ASCII other than ':' is allowed", name)
-		}
-	}
-	return nil
 }
 
 // describe quotes a received message for an error, shortened.
