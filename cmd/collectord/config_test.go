@@ -90,20 +90,3 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]Size{"65536": 65536, "64KiB": 64 << 10, "64MiB": 64 << 20, "1G": 1 << 30, "2 MB": 2 << 20} {
-		got, err := ParseSize(in)
-		if err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1", "12XB", "99999999999TiB"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) accepted", in)
-		}
-	}
-	if s := Size(64 << 20).String(); s != "64MiB" {
-		t.Errorf("String = %s", s)
-	}
-}

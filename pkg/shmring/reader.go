@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -313,16 +312,4 @@ func (r *Reader) Close() error {
 	}
 	r.mu.Unlock()
 	return unix.Munmap(r.mem)
-}
-
-// FormatSize renders a byte count the way sizes are configured: in the
-// largest binary unit that divides it exactly ("64MiB", "1000B").
-func FormatSize(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for n >= 1024 && n%1024 == 0 && i < len(units)-1 {
-		n /= 1024
-		i++
-	}
-	return strconv.FormatUint(n, 10) + units[i]
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/collectord/collectord/pkg/bytesize"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,7 +109,7 @@ func newWriter(f *os.File, opts Options) (*Writer, error) {
 	}
 	if opts.Size != 0 && opts.Size != g.dataSize {
 		return nil, fmt.Errorf("%w: the file holds a %s ring, %s was asked for; remove the file to start a new ring (its records are lost) or use its size",
-			ErrGeometry, FormatSize(g.dataSize), FormatSize(opts.Size))
+			ErrGeometry, bytesize.Size(g.dataSize), bytesize.Size(opts.Size))
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(g.fileSize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
