@@ -4,9 +4,11 @@ package upgrade_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -16,26 +18,40 @@ import (
 )
 
 // The old process's side, on SIGHUP. stopReading and resume stand for the
-// daemon's own ingest loop and ring lock.
+// daemon's own ingest loop and ring lock. Here the new binary is broken (it
+// exits at once), so the upgrade fails and the old process serves on.
 func ExampleStart() {
 	var (
-		ingest      *net.UnixConn    // the datagram socket
-		query       *net.TCPListener // the query server's listener
-		stopReading func()           // stop the ingest loop, publish, release the ring lock
-		resume      func()           // take the lock again and read
+		stopReading = func() {} // stop the ingest loop, publish, release the ring lock
+		resume      = func() {} // take the lock again and read
 	)
-	n := sdnotify.New()
-
-	exe, err := os.Executable()
+	dir, err := os.MkdirTemp("", "upgrade-example")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	defer os.RemoveAll(dir)
+	ingest, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "log.sock"), Net: "unixgram"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ingest.Close()
+	query, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer query.Close()
+	n := sdnotify.New()
+
+	// Usually os.Executable() and os.Args: the binary now installed.
+	exe, args := "/bin/sh", []string{"sh", "-c", "exit 3"}
 	// WATCHDOG_PID names this process; the new one pings once it is main.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "WATCHDOG_PID=")
 	})
-	child, err := upgrade.Start(exe, os.Args, env, []upgrade.NamedFile{
+	child, err := upgrade.Start(exe, args, env, []upgrade.NamedFile{
 		{Name: "ingest", File: ingest},
 		{Name: "query", File: query},
 	})
@@ -48,7 +64,7 @@ func ExampleStart() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := child.WaitReady(ctx); err != nil {
-		fmt.Println(err) // the child is dead; keep serving
+		fmt.Println("upgrade failed, still serving; new process exited:", errors.Is(err, upgrade.ErrChildExited))
 		return
 	}
 	stopReading()
@@ -59,6 +75,8 @@ func ExampleStart() {
 	}
 	_ = n.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=upgraded to pid %d", child.PID(), child.PID()))
 	// ... close the listeners, drain query clients, exit.
+
+	// Output: upgrade failed, still serving; new process exited: true
 }
 
 // The new process's side, early in main.
@@ -69,7 +87,8 @@ func ExampleInherited() {
 		os.Exit(1)
 	}
 	if u == nil {
-		return // a fresh start: bind sockets or use systemd's
+		fmt.Println("not started by an upgrade: bind the sockets, or take systemd's")
+		return
 	}
 	files := u.Files()
 	c, err := net.FileConn(files["ingest"])
@@ -96,4 +115,5 @@ func ExampleInherited() {
 		fmt.Println(err) // the old process died meanwhile; we serve anyway
 	}
 	_ = upgrade.WritePIDFile("/run/collectord/collectord.pid", os.Getpid())
+	// Output: not started by an upgrade: bind the sockets, or take systemd's
 }
