@@ -1,7 +1,3 @@
-// Package fdname holds systemd's rule for naming file descriptors
-// (FileDescriptorName=, FDNAME= in the fd store, LISTEN_FDNAMES), which
-// collectord's own upgrade handover follows too, so that one name works
-// on every path a socket can take between processes.
 package fdname
 
 import "fmt"

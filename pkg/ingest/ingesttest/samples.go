@@ -1,5 +1,3 @@
-// Package ingesttest holds datagrams as real clients send them, for the
-// tests and benchmarks of the parser and of whatever receives datagrams.
 package ingesttest
 
 // Sample is one datagram and a short name for it.

@@ -1,0 +1,12 @@
+// Package rundir says where collectord's sockets and ring live by default,
+// so that the daemon and logctl agree without configuration.
+//
+// As root: the datagram socket is /run/collector.sock and everything else
+// lives in /run/collectord. As any other user: everything lives in
+// $XDG_RUNTIME_DIR/collectord, or, without XDG_RUNTIME_DIR, in a private
+// directory /tmp/collectord-UID that must be owned by that user.
+//
+// The functions read the environment and the effective uid each time
+// they are called; they are safe for concurrent use and return fresh
+// strings.
+package rundir
