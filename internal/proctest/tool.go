@@ -1,0 +1,48 @@
+package proctest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// NeedTool returns the path of the external program name, found in PATH.
+// When it is not installed the test is skipped, except in CI (the
+// environment variable CI is "true"), where it fails, naming the Debian
+// package that provides the program: CI installs them all (.ci/run), so a
+// missing one there means a test that no longer runs.
+//
+// Only the programs in debianPackage may be asked for: a test needing a
+// new one adds it there and to .ci/run.
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	pkg := debianPackage(name)
+	if pkg == "" {
+		t.Fatalf("proctest.NeedTool: no Debian package known for %q: add it to debianPackage and to .ci/run", name)
+	}
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not installed (Debian package %s), and CI=true: CI must install it (see .ci/run)", name, pkg)
+	}
+	t.Skipf("%s not installed (Debian package %s)", name, pkg)
+	return ""
+}
+
+// debianPackage names the Debian 12 package that installs the program
+// name, or "" for a program NeedTool does not know.
+func debianPackage(name string) string {
+	switch name {
+	case "logger":
+		return "bsdutils" // util-linux's logger
+	case "python3":
+		return "python3"
+	case "prometheus", "promtool":
+		return "prometheus"
+	case "systemd-analyze", "systemd-notify", "systemd-socket-activate", "systemd-sysusers":
+		return "systemd"
+	}
+	return ""
+}
