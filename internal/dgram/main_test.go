@@ -102,35 +102,6 @@ func receiveOne(t *testing.T, r *Receiver) *Msg {
 	return &msgs[0]
 }
 
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
-}
-
-// checkNoFDLeak records the open descriptor count now and fails the test if
-// it differs when the test ends (after cleanups registered later have run).
-func checkNoFDLeak(t *testing.T) {
-	t.Helper()
-	// Make sure the runtime's netpoller descriptors exist before counting.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Close()
-	pw.Close()
-	before := openFDs(t)
-	t.Cleanup(func() {
-		if after := openFDs(t); after != before {
-			t.Errorf("open descriptors: %d before, %d after; leaked %d", before, after, after-before)
-		}
-	})
-}
-
 // waitBlockedInReceive waits until some goroutine is parked in the
 // netpoller inside Receiver.Receive.
 func waitBlockedInReceive(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // oldProcess is the test playing the old daemon: a bound datagram socket,
@@ -127,27 +129,6 @@ func startForTest(t *testing.T, role string, files []NamedFile) *Child {
 	return c
 }
 
-// checkNoFDLeak fails the test if this process has a different number of
-// open descriptors when the test ends (after later cleanups ran) than now.
-func checkNoFDLeak(t *testing.T) {
-	t.Helper()
-	before := openFDs(t)
-	t.Cleanup(func() {
-		if after := openFDs(t); after != before {
-			t.Errorf("open descriptors: %d before, %d after; leaked %d", before, after, after-before)
-		}
-	})
-}
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
-}
-
 func ctxForTest(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -186,7 +167,7 @@ func TestHandoverKeepsSocketsAndLosesNothing(t *testing.T) {
 		}
 	}
 
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	c := startForTest(t, "serve", old.files())
 	reaped := false
 	t.Cleanup(func() {
@@ -310,7 +291,7 @@ func TestChildExitsAfterReady(t *testing.T) {
 
 func TestChildFailsBeforeReady(t *testing.T) {
 	old := newOldProcess(t)
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	c := startForTest(t, "fail-ready", old.files())
 	err := c.WaitReady(ctxForTest(t))
 	var fe *FailedError
@@ -419,7 +400,7 @@ func TestStartRejectsBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	for name, files := range map[string][]NamedFile{
 		"empty name":     {{Name: "", File: old.dgram}},
 		"colon":          {{Name: "a:b", File: old.dgram}},
