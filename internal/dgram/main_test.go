@@ -13,22 +13,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
-// childSendEnv, when set in the environment, makes the test binary act as a
-// client: it sends one datagram "child <pid>" to the socket path the
-// variable names and exits. Tests use it to get a sender in another process.
-const childSendEnv = "DGRAM_TEST_CHILD_SEND"
-
+// The test binary's child "send PATH" is a client in another process: it
+// sends one datagram "child <pid>" to the socket at PATH and exits.
 func TestMain(m *testing.M) {
-	if path := os.Getenv(childSendEnv); path != "" {
-		if err := childSend(path); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func([]string) error{
+		"send": func(args []string) error { return childSend(args[0]) },
+	})
 }
 
 func childSend(path string) error {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // self is what the kernel should report for datagrams this process sends.
@@ -115,8 +117,7 @@ func TestReceiveCredsOfChild(t *testing.T) {
 	conn, path := listenForTest(t, ListenOptions{})
 	r := newReceiverForTest(t, conn, ReceiverOptions{})
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childSendEnv+"="+path)
+	cmd := proctest.ChildCommand(t.Context(), "send", path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}

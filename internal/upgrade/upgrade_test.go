@@ -116,12 +116,9 @@ func (p *oldProcess) checkNonBlocking() {
 // aborted when the test ends.
 func startForTest(t *testing.T, role string, files []NamedFile) *Child {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), roleEnv+"="+role)
-	c, err := Start(exe, []string{exe, "-test.run=^$"}, env, files)
+	// Start runs the command's path with its arguments and environment.
+	child := proctest.ChildCommand(context.Background(), "new-process", role)
+	c, err := Start(child.Path, child.Args, child.Env, files)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -396,10 +393,7 @@ func TestAbortStopsWaitReady(t *testing.T) {
 func TestStartRejectsBadFiles(t *testing.T) {
 	old := newOldProcess(t)
 	closed := closedConn(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	child := proctest.ChildCommand(context.Background(), "new-process", "exit")
 	proctest.CheckNoFDLeak(t)
 	for name, files := range map[string][]NamedFile{
 		"empty name":     {{Name: "", File: old.dgram}},
@@ -411,11 +405,11 @@ func TestStartRejectsBadFiles(t *testing.T) {
 		"too long":       {{Name: strings.Repeat("n", 256), File: old.dgram}},
 		"no such binary": nil,
 	} {
-		bin := exe
+		bin := child.Path
 		if files == nil {
 			bin = filepath.Join(t.TempDir(), "missing")
 		}
-		c, err := Start(bin, nil, []string{roleEnv + "=exit"}, files)
+		c, err := Start(bin, child.Args, child.Env, files)
 		if err == nil {
 			c.Abort()
 			t.Errorf("%s: Start succeeded", name)
