@@ -139,10 +139,7 @@ func TestReceiveCredsOfChild(t *testing.T) {
 // TestReceiveFromLogger uses util-linux logger, a real client, run as
 // another user when we may, so that every credential differs from ours.
 func TestReceiveFromLogger(t *testing.T) {
-	loggerPath, err := exec.LookPath("logger")
-	if err != nil {
-		t.Skip("logger not installed")
-	}
+	loggerPath := proctest.NeedTool(t, "logger")
 	// A directory the other user may enter (t.TempDir's parent is 0700).
 	dir, err := os.MkdirTemp("", "dgram-logger")
 	if err != nil {

@@ -61,13 +61,9 @@ func floodClient(path, count string) error {
 	return nil
 }
 
-// runClient runs a client process to completion and returns its pid. It
-// skips the test when the program is not installed.
+// runClient runs a client process to completion and returns its pid.
 func runClient(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
-	if _, err := exec.LookPath(cmd.Path); err != nil {
-		t.Skipf("%s not installed: %v", cmd.Path, err)
-	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -116,9 +112,7 @@ func checkHost(t *testing.T, got, want *record.Entry) {
 // checks each stored entry, including the trusted identity the kernel gave
 // (logger's own pid, our uid) against what logger wrote in the text.
 func TestIngestLogger(t *testing.T) {
-	if _, err := exec.LookPath("logger"); err != nil {
-		t.Skipf("logger not installed: %v", err)
-	}
+	logger := proctest.NeedTool(t, "logger")
 	h := startHarness(t, harnessOptions{})
 	// -d: datagrams only (without it logger would fall back to a stream
 	// connection, which this socket refuses); errors to stderr, which
@@ -179,7 +173,7 @@ func TestIngestLogger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.CommandContext(clientContext(t), "logger", append(append([]string{}, base...), tt.args...)...)
+			cmd := exec.CommandContext(clientContext(t), logger, append(append([]string{}, base...), tt.args...)...)
 			uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 			if tt.as != nil {
 				if os.Getuid() != 0 {
@@ -244,9 +238,7 @@ func TestIngestLogger(t *testing.T) {
 // the stored message with exactly what Python meant to send, traceback
 // newlines included.
 func TestIngestPython(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skipf("python3 not installed: %v", err)
-	}
+	python := proctest.NeedTool(t, "python3")
 	h := startHarness(t, harnessOptions{})
 	const script = `
 import json, logging, logging.handlers, socket, sys
@@ -265,7 +257,7 @@ try:
 except KeyError:
     log.exception("lookup failed")
 `
-	cmd := exec.CommandContext(clientContext(t), "python3", "-c", script, h.path)
+	cmd := exec.CommandContext(clientContext(t), python, "-c", script, h.path)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	pid := uint32(runClient(t, cmd))

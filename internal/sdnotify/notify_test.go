@@ -395,10 +395,7 @@ func TestNewReadsEnvironmentOnce(t *testing.T) {
 // TestMatchesSystemdNotify compares our payloads with those of systemd's
 // own client, when it is installed.
 func TestMatchesSystemdNotify(t *testing.T) {
-	bin, err := exec.LookPath("systemd-notify")
-	if err != nil {
-		t.Skip("systemd-notify not installed")
-	}
+	bin := proctest.NeedTool(t, "systemd-notify")
 	s := listenNotifyPath(t)
 	n := New()
 	for _, tc := range []struct {
