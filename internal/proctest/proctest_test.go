@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -130,6 +132,22 @@ func TestNeedToolFound(t *testing.T) {
 	t.Setenv("PATH", dir)
 	if got := NeedTool(t, "python3"); got != path {
 		t.Errorf("NeedTool(python3) = %q, want %q", got, path)
+	}
+}
+
+// TestCIInstallsEveryTool: .ci/run installs every program NeedTool may
+// ask for, from the package NeedTool names; under CI=true a missing one
+// fails its test.
+func TestCIInstallsEveryTool(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pkg := range debianPackages() {
+		line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s+` + regexp.QuoteMeta(pkg) + `\s`)
+		if !line.Match(b) {
+			t.Errorf(".ci/run does not list %s from the Debian package %s", name, pkg)
+		}
 	}
 }
 

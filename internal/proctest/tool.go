@@ -12,13 +12,13 @@ import (
 // package that provides the program: CI installs them all (.ci/run), so a
 // missing one there means a test that no longer runs.
 //
-// Only the programs in debianPackage may be asked for: a test needing a
-// new one adds it there and to .ci/run.
+// Only the programs debianPackages names may be asked for: a test
+// needing a new one adds it there and to .ci/run.
 func NeedTool(t testing.TB, name string) string {
 	t.Helper()
-	pkg := debianPackage(name)
+	pkg := debianPackages()[name]
 	if pkg == "" {
-		t.Fatalf("proctest.NeedTool: no Debian package known for %q: add it to debianPackage and to .ci/run", name)
+		t.Fatalf("proctest.NeedTool: no Debian package known for %q: add it to debianPackages and to .ci/run", name)
 	}
 	path, err := exec.LookPath(name)
 	if err == nil {
@@ -31,18 +31,17 @@ func NeedTool(t testing.TB, name string) string {
 	return ""
 }
 
-// debianPackage names the Debian 12 package that installs the program
-// name, or "" for a program NeedTool does not know.
-func debianPackage(name string) string {
-	switch name {
-	case "logger":
-		return "bsdutils" // util-linux's logger
-	case "python3":
-		return "python3"
-	case "prometheus", "promtool":
-		return "prometheus"
-	case "systemd-analyze", "systemd-notify", "systemd-socket-activate", "systemd-sysusers":
-		return "systemd"
+// debianPackages maps each program NeedTool knows to the Debian 12
+// package that installs it.
+func debianPackages() map[string]string {
+	return map[string]string{
+		"logger":                  "bsdutils", // util-linux's logger
+		"python3":                 "python3",
+		"prometheus":              "prometheus",
+		"promtool":                "prometheus",
+		"systemd-analyze":         "systemd",
+		"systemd-notify":          "systemd",
+		"systemd-socket-activate": "systemd",
+		"systemd-sysusers":        "systemd",
 	}
-	return ""
 }
