@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 		// report prints what the child was given.
 		"report": func(args []string) error {
 			_, selected := os.LookupEnv(childEnv)
-			return json.NewEncoder(os.Stdout).Encode(childReport{Args: args, PID: os.Getpid(), Selected: selected})
+			return json.NewEncoder(os.Stdout).Encode(childReport{Args: args, PID: os.Getpid(), Selected: selected, GORACE: os.Getenv("GORACE")})
 		},
 		"fail": func([]string) error { return errors.New("as asked") },
 	})
@@ -29,6 +29,7 @@ type childReport struct {
 	Args     []string
 	PID      int
 	Selected bool // the variable naming the child was still set
+	GORACE   string
 }
 
 func TestChildCommand(t *testing.T) {
@@ -49,6 +50,9 @@ func TestChildCommand(t *testing.T) {
 	}
 	if got.Selected {
 		t.Error("the child's environment still names it: its own children would run as it")
+	}
+	if Race && !strings.Contains(got.GORACE, "atexit_sleep_ms=0") {
+		t.Errorf("child's GORACE = %q: a race-built child would sleep a second at exit", got.GORACE)
 	}
 
 	for name, want := range map[string]struct {
