@@ -47,9 +47,10 @@ type build struct {
 // return the same binary. It is built with -race exactly when the test
 // binary is (Race). A failed build fails every test that asks for it.
 //
-// Call it before starting a deadline: a first build takes seconds. The
-// directory holding the builds may be entered by every user (tests run
-// binaries as other users), and Main removes it after the tests.
+// A first build takes seconds: call it before starting anything timed,
+// such as a deadline or a load the daemon must keep up with. The directory
+// holding the builds may be entered by every user (tests run binaries as
+// other users), and Main removes it after the tests.
 func Binary(t testing.TB, importPath string) string {
 	t.Helper()
 	if !mainRan.Load() {
