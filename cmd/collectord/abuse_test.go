@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -68,10 +69,10 @@ func TestQueryAbuse(t *testing.T) {
 		duringTails = 3      // logctl answers while the senders send
 	)
 	dir := t.TempDir()
-	d := startDaemon(t, dir, "--ring-size", "64MiB", "--query-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
-	addr := queryAddr(t, d.logs.String())
-	metrics := metricsAddr(t, d.logs.String())
-	r := openRing(t, d.ring)
+	proctest.Logctl(t) // built now, not while the senders flood the ring
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{RingSize: "64MiB", QueryAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"})
+	addr, metrics := d.QueryAddr, d.MetricsAddr
+	r := openRing(t, d.Ring)
 
 	// Half-open and slowloris connections first: the hello replies to the
 	// idle ones and the followers, opened after them, show that the server
@@ -114,7 +115,7 @@ func TestQueryAbuse(t *testing.T) {
 	for i := range load {
 		s := &sender{id: i, blocking: true}
 		load[i] = s
-		c := dialIngest(t, d.socket)
+		c := proctest.DialDatagram(t, d.Socket)
 		wg.Go(func() {
 			var buf []byte
 			for n := uint64(0); ; n++ {
@@ -157,14 +158,14 @@ func TestQueryAbuse(t *testing.T) {
 	t.Logf("%d datagrams sent by %d senders while logctl answered %d times", sent, senders, duringTails)
 
 	// Everything is stored.
-	marker := drain(t, r, d.socket)
-	recs := readRing(t, d.ring)
+	marker := drain(t, r, d.Socket)
+	recs := proctest.ReadRing(t, d.Ring)
 	if want := uint64(shmring.FirstSeq + sent); marker != want || len(recs) != sent+1 {
 		t.Fatalf("the ring holds %d records, the drain marker at %d; want %d and %d", len(recs), marker, sent+1, want)
 	}
 	for i, rec := range recs {
-		if rec.seq != shmring.FirstSeq+uint64(i) {
-			t.Fatalf("record #%d has seq %d: not contiguous", i, rec.seq)
+		if rec.Seq != shmring.FirstSeq+uint64(i) {
+			t.Fatalf("record #%d has seq %d: not contiguous", i, rec.Seq)
 		}
 	}
 	checkStored(t, recs, load)
@@ -173,8 +174,8 @@ func TestQueryAbuse(t *testing.T) {
 	seqs, msgs := tailLatest(t, addr, 10)
 	tails++
 	for i, want := range recs[len(recs)-10:] {
-		if seqs[i] != want.seq || msgs[i] != string(want.Message) {
-			t.Errorf("logctl tail after the flood printed record %d %q as #%d, want %d %q", seqs[i], msgs[i], i, want.seq, want.Message)
+		if seqs[i] != want.Seq || msgs[i] != string(want.Message) {
+			t.Errorf("logctl tail after the flood printed record %d %q as #%d, want %d %q", seqs[i], msgs[i], i, want.Seq, want.Message)
 		}
 	}
 
@@ -199,8 +200,8 @@ func TestQueryAbuse(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if anon, err := rssAnonKiB(d.cmd.Process.Pid); err == nil {
-		t.Logf("daemon RssAnon with %d connections held: %d KiB (race-instrumented binary)", opened, anon)
+	if anon, err := rssAnonKiB(d.PID()); err == nil {
+		t.Logf("daemon RssAnon with %d connections held: %d KiB (race detector: %v)", opened, anon, proctest.Race)
 	}
 	for _, nc := range quiet {
 		nc.Close()
@@ -211,7 +212,7 @@ func TestQueryAbuse(t *testing.T) {
 	// each idle one is told X shutdown; each follower, reading now, gets
 	// every record up to its end cursor; the daemon exits 0.
 	sigterm := time.Now()
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.Signal(t, syscall.SIGTERM)
 	var clients sync.WaitGroup
 	problems := make(chan string, idle+stalled)
 	for i, c := range idlers {
@@ -234,13 +235,13 @@ func TestQueryAbuse(t *testing.T) {
 		t.Error(p)
 	}
 	select {
-	case err := <-d.exited:
-		if err != nil {
-			t.Fatalf("collectord exited with %v\n%s", err, d.logs)
+	case <-d.Done():
+		if err := d.Err(); err != nil {
+			t.Fatalf("collectord exited with %v\n%s", err, d.Logs)
 		}
 		t.Logf("collectord exited 0, %v after SIGTERM", time.Since(sigterm).Round(time.Millisecond))
 	case <-time.After(restartTimeout):
-		t.Fatalf("collectord did not exit within %v of SIGTERM\n%s", restartTimeout, d.logs)
+		t.Fatalf("collectord did not exit within %v of SIGTERM\n%s", restartTimeout, d.Logs)
 	}
 }
 
@@ -391,7 +392,7 @@ func (c *rawClient) drainFollow() error {
 // returns their sequence numbers and messages.
 func tailLatest(t *testing.T, addr string, n int) (seqs []uint64, msgs []string) {
 	t.Helper()
-	cmd := exec.Command(logctlBin, "tail", "-n", strconv.Itoa(n), "-o", "json", "--addr", addr)
+	cmd := exec.Command(proctest.Logctl(t), "tail", "-n", strconv.Itoa(n), "-o", "json", "--addr", addr)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -422,21 +423,6 @@ func tailLatest(t *testing.T, addr string, n int) (seqs []uint64, msgs []string)
 		}
 	}
 	return seqs, msgs
-}
-
-// metricsAddr is the metrics server's address from the "collectord ready"
-// line.
-func metricsAddr(t *testing.T, logs string) string {
-	t.Helper()
-	ready := logEvents(logs, "collectord ready")
-	if len(ready) == 0 {
-		t.Fatalf("no ready line:\n%s", logs)
-	}
-	addr, _ := ready[0]["metrics_addr"].(string)
-	if addr == "" {
-		t.Fatalf("ready line %v names no metrics address", ready[0])
-	}
-	return addr
 }
 
 // scrapeMetrics returns the unlabelled samples of the daemon's /metrics.

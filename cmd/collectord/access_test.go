@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/collectord/collectord/internal/access"
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/internal/testcert"
 	"github.com/collectord/collectord/pkg/query"
 )
@@ -65,9 +66,9 @@ func TestQueryCredentialsReloadOnSIGHUP(t *testing.T) {
 	}
 	config := writeConfig(t, "query_tls_cert = \""+cert+"\"\nquery_tls_key = \""+key+"\"\nquery_tls_client_ca = \""+clientCA+"\"\nquery_token_file = \""+tokens+"\"\n")
 	pidFile := filepath.Join(dir, "pid")
-	d := startDaemon(t, dir, "--config", config, "--query-addr", "127.0.0.1:0", "--pid-file", pidFile)
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{QueryAddr: "127.0.0.1:0", Args: []string{"--config", config, "--pid-file", pidFile}})
 	g := trackGenerations(t, d, pidFile)
-	addr := queryAddr(t, d.logs.String())
+	addr := d.QueryAddr
 
 	if err := dialTLS(t, addr, oldCA, oldClient, oldToken); err != nil {
 		t.Fatalf("before the renewal: %v", err)
@@ -98,11 +99,11 @@ func TestQueryCredentialsReloadOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(key, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	failedBefore := len(logEvents(d.logs.String(), "upgrade failed; still serving"))
+	failedBefore := len(logEvents(d.Logs.String(), "upgrade failed; still serving"))
 	if err := syscall.Kill(g.current(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	logs := d.logs.waitFor(t, restartTimeout, "the failed reload", func(s string) bool {
+	logs := d.Logs.WaitFor(t, "the failed reload", func(s string) bool {
 		return len(logEvents(s, "upgrade failed; still serving")) > failedBefore
 	})
 	if !strings.Contains(logs, "query_tls_cert/query_tls_key/query_tls_client_ca") {
@@ -117,7 +118,7 @@ func TestQueryCredentialsReloadOnSIGHUP(t *testing.T) {
 // token guards it, or query_insecure says to go ahead.
 func TestNonLoopbackQueryRefused(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(daemonBin, "--socket", filepath.Join(dir, "c.sock"), "--ring", filepath.Join(dir, "ring"),
+	cmd := exec.Command(proctest.Collectord(t), "--socket", filepath.Join(dir, "c.sock"), "--ring", filepath.Join(dir, "ring"),
 		"--ring-size", "1MiB", "--metrics-addr", "", "--query-addr", "0.0.0.0:0")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -129,11 +130,11 @@ func TestNonLoopbackQueryRefused(t *testing.T) {
 	}
 
 	config := writeConfig(t, "query_insecure = true\n")
-	d := startDaemon(t, dir, "--config", config, "--query-addr", "0.0.0.0:0")
-	if addr := queryAddr(t, d.logs.String()); !strings.HasPrefix(addr, "0.0.0.0:") && !strings.HasPrefix(addr, "[::]:") {
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{QueryAddr: "0.0.0.0:0", Args: []string{"--config", config}})
+	if addr := d.QueryAddr; !strings.HasPrefix(addr, "0.0.0.0:") && !strings.HasPrefix(addr, "[::]:") {
 		t.Errorf("with query_insecure the query server listens on %s", addr)
 	}
-	d.stop(t)
+	d.Stop(t)
 }
 
 // The rule holds for a query socket systemd passes too: its real address
@@ -145,7 +146,7 @@ func TestNonLoopbackActivatedQueryRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer listener.Close()
-	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, daemonBin, "--socket", filepath.Join(dir, "c.sock"),
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, proctest.Collectord(t), "--socket", filepath.Join(dir, "c.sock"),
 		"--ring", filepath.Join(dir, "ring"), "--ring-size", "1MiB", "--metrics-addr", "")
 	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=query")
 	cmd.ExtraFiles = []*os.File{passFile(t, listener, "query")}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/record"
 )
 
@@ -28,6 +28,9 @@ import (
 // duplicate, a gap or a loss notice.
 func TestRestartSocketActivated(t *testing.T) {
 	const instances = 6
+	// Built now: once the senders run, each daemon must come up in time.
+	proctest.Collectord(t)
+	proctest.Logctl(t)
 	dir := t.TempDir()
 	ingest, err := dgram.Listen(filepath.Join(dir, "c.sock"), dgram.ListenOptions{})
 	if err != nil {
@@ -41,42 +44,43 @@ func TestRestartSocketActivated(t *testing.T) {
 	defer listener.Close()
 	addr := listener.Addr().String()
 	files := []*os.File{passFile(t, ingest, "ingest"), passFile(t, listener, "query")}
-	activated := daemonOptions{
-		shell: `LISTEN_PID=$$ exec "$0" "$@"`,
-		env:   []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=ingest:query"},
-		files: files,
+	activated := proctest.DaemonOptions{
+		RingSize: "64MiB",
+		Shell:    `LISTEN_PID=$$ exec "$0" "$@"`,
+		Env:      []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=ingest:query"},
+		Files:    files,
 	}
 
-	var d *daemonProc
+	var d *proctest.Daemon
 	l := startLoad(t, filepath.Join(dir, "c.sock"), 3, 1)
 	p := startProber(addr)
 	f := startFollower(t, addr)
 	for i := range instances {
-		d = startDaemonWith(t, dir, activated, "--ring-size", "64MiB")
+		d = proctest.StartDaemon(t, dir, activated)
 		if i == 0 {
 			f.waitSeq(t, 300)
 		}
 		// Let this instance ingest, and the follower reconnect to it and
 		// print what it stored, before stopping it.
-		ring := openRing(t, d.ring)
+		ring := openRing(t, d.Ring)
 		f.waitSeq(t, ring.Head()+1000)
 		ring.Close()
-		d.stop(t)
-		if _, err := os.Stat(d.socket); err != nil {
+		d.Stop(t)
+		if _, err := os.Stat(d.Socket); err != nil {
 			t.Fatalf("instance %d removed the passed socket's file: %v", i, err)
 		}
 	}
 	// The senders go on while no daemon runs; the last instance drains
 	// the queue.
-	d = startDaemonWith(t, dir, activated, "--ring-size", "64MiB")
-	ring := openRing(t, d.ring)
+	d = proctest.StartDaemon(t, dir, activated)
+	ring := openRing(t, d.Ring)
 	l.stop(t)
 	p.stop()
-	f.waitSeq(t, drain(t, ring, d.socket))
+	f.waitSeq(t, drain(t, ring, d.Socket))
 	f.stop(t)
-	d.stop(t)
+	d.Stop(t)
 
-	recs := readRing(t, d.ring)
+	recs := proctest.ReadRing(t, d.Ring)
 	checkStored(t, recs, l.senders)
 	f.check(t, recs)
 	p.check(t)
@@ -112,45 +116,40 @@ func passFile(t *testing.T, c syscall.Conn, name string) *os.File {
 // leaves the passed socket's file alone when it stops, and turns on
 // SO_PASSCRED on the passed socket.
 func TestSystemdSocketActivate(t *testing.T) {
-	const tool = "/usr/bin/systemd-socket-activate"
-	if _, err := os.Stat(tool); err != nil {
-		t.Skipf("%s not installed", tool)
-	}
+	tool := proctest.NeedTool(t, "systemd-socket-activate")
 	dir := t.TempDir()
 	passed := filepath.Join(dir, "activated.sock")
 	own := filepath.Join(dir, "c.sock")
 	ring := filepath.Join(dir, "ring")
 	// systemd-socket-activate passes only the variables named with -E.
 	cmd := exec.Command(tool, "--datagram", "--listen", passed, "--fdname", "ingest", "-E", "GORACE",
-		daemonBin, "--socket", own, "--ring", ring, "--ring-size", "1MiB", "--query-addr", "", "--metrics-addr", "",
+		proctest.Collectord(t), "--socket", own, "--ring", ring, "--ring-size", "1MiB", "--query-addr", "", "--metrics-addr", "",
 		"--log-level", "debug")
-	logs := new(syncBuffer)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := new(proctest.Output)
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	exited := make(chan error, 1)
+	var exitErr error
+	exited := make(chan struct{})
 	go func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			logs.WriteString(lines.Text() + "\n")
-		}
-		exited <- cmd.Wait()
+		exitErr = cmd.Wait()
+		close(exited)
 	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
 	// The tool binds the socket, says so, and waits for traffic before it
 	// executes collectord in its own process (LISTEN_PID is its pid).
-	logs.waitFor(t, restartTimeout, "systemd-socket-activate to listen", func(s string) bool {
+	logs.WaitFor(t, "systemd-socket-activate to listen", func(s string) bool {
 		return strings.Contains(s, "Listening on")
 	})
-	conn := dialIngest(t, passed)
+	conn := proctest.DialDatagram(t, passed)
 	if _, err := conn.Write([]byte("<13>activation: woke it up")); err != nil {
 		t.Fatal(err)
 	}
-	text := logs.waitFor(t, restartTimeout, "collectord ready", func(s string) bool {
+	text := logs.WaitFor(t, "collectord ready", func(s string) bool {
 		return len(logEvents(s, "collectord ready")) > 0
 	})
 	if _, err := conn.Write([]byte("<13>activation: while serving")); err != nil {
@@ -171,9 +170,9 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("collectord exited with %v\n%s", err, logs)
+	case <-exited:
+		if exitErr != nil {
+			t.Fatalf("collectord exited with %v\n%s", exitErr, logs)
 		}
 	case <-time.After(restartTimeout):
 		t.Fatalf("collectord did not stop on SIGTERM\n%s", logs)
@@ -182,7 +181,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 		t.Errorf("collectord removed the passed socket's file, which systemd owns: %v", err)
 	}
 
-	recs := readRing(t, ring)
+	recs := proctest.ReadRing(t, ring)
 	var got []string
 	for _, rec := range recs {
 		got = append(got, string(rec.Message))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,21 +30,23 @@ func TestNotifySequence(t *testing.T) {
 	becomeSubreaper(t)
 	n := listenNotify(t, filepath.Join(dir, "notify.sock"))
 	pidFile := filepath.Join(dir, "collectord.pid")
-	d := startDaemonWith(t, dir, daemonOptions{
-		env:   []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=200000"},
-		shell: `WATCHDOG_PID=$$ exec "$0" "$@"`,
-	}, "--query-addr", "127.0.0.1:0", "--pid-file", pidFile)
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{
+		QueryAddr: "127.0.0.1:0",
+		Args:      []string{"--pid-file", pidFile},
+		Env:       []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=200000"},
+		Shell:     `WATCHDOG_PID=$$ exec "$0" "$@"`,
+	})
 	g := trackGenerations(t, d, pidFile)
 	old := g.current()
-	addr := queryAddr(t, d.logs.String())
+	addr := d.QueryAddr
 
 	// Start: the fd store, then READY=1, then watchdog pings.
 	msgs := n.waitFor(t, "three WATCHDOG=1 from the first process", func(m []notifyMsg) bool {
 		return countFrom(m, old, "WATCHDOG=1") >= 3
 	})
 	ingest := n.index(t, msgs, old, "FDSTORE=1", "FDNAME=ingest")
-	if fds := msgs[ingest].fds; len(fds) != 1 || fds[0] != fmt.Sprintf("unix/dgram %s", d.socket) {
-		t.Errorf("FDNAME=ingest came with %q, want the datagram socket bound at %s", fds, d.socket)
+	if fds := msgs[ingest].fds; len(fds) != 1 || fds[0] != fmt.Sprintf("unix/dgram %s", d.Socket) {
+		t.Errorf("FDNAME=ingest came with %q, want the datagram socket bound at %s", fds, d.Socket)
 	}
 	query := n.index(t, msgs, old, "FDSTORE=1", "FDNAME=query")
 	if fds := msgs[query].fds; len(fds) != 1 || fds[0] != "tcp/listening "+addr {

@@ -13,17 +13,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
-)
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/collectord/collectord/internal/proctest"
+)
 
 // promQuery returns the value of a scalar-valued instant query, or false
 // when the result is empty.
@@ -55,13 +47,10 @@ func promQuery(t *testing.T, promAddr, q string) (float64, bool) {
 // checks through its HTTP API that collectord_ingest_datagrams_total rose
 // by exactly the number of datagrams sent.
 func TestPrometheusScrape(t *testing.T) {
-	prom, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not installed (Debian package prometheus)")
-	}
+	prom := proctest.NeedTool(t, "prometheus")
 	dir := t.TempDir()
-	metricsAddr, promAddr := freePort(t), freePort(t)
-	d := startDaemon(t, dir, "--metrics-addr", metricsAddr)
+	metricsAddr, promAddr := proctest.FreePort(t), proctest.FreePort(t)
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{MetricsAddr: metricsAddr})
 
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: collectord\n    static_configs:\n      - targets: [%q]\n", metricsAddr)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
@@ -98,7 +87,7 @@ func TestPrometheusScrape(t *testing.T) {
 		return ok
 	})
 	const n = 37
-	conn, err := net.Dial("unixgram", d.socket)
+	conn, err := net.Dial("unixgram", d.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,5 +106,5 @@ func TestPrometheusScrape(t *testing.T) {
 	if up, ok := promQuery(t, promAddr, `up{job="collectord"}`); !ok || up != 1 {
 		t.Fatalf("up = %v, %v", up, ok)
 	}
-	d.stop(t)
+	d.Stop(t)
 }

@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -60,14 +61,14 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	becomeSubreaper(t)
 	pidFile := filepath.Join(dir, "collectord.pid")
-	d := startDaemon(t, dir, "--ring-size", "64MiB", "--query-addr", "127.0.0.1:0", "--pid-file", pidFile)
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{RingSize: "64MiB", QueryAddr: "127.0.0.1:0", Args: []string{"--pid-file", pidFile}})
 	g := trackGenerations(t, d, pidFile)
-	addr := queryAddr(t, d.logs.String())
-	ring := openRing(t, d.ring)
+	addr := d.QueryAddr
+	ring := openRing(t, d.Ring)
 
 	f := startFollower(t, addr)
 	p := startProber(addr)
-	l := startLoad(t, d.socket, 3, 1)
+	l := startLoad(t, d.Socket, 3, 1)
 	f.waitSeq(t, 500)
 
 	var took []time.Duration
@@ -82,18 +83,18 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	l.stop(t)
 	p.stop()
-	f.waitSeq(t, drain(t, ring, d.socket))
+	f.waitSeq(t, drain(t, ring, d.Socket))
 	f.stop(t)
 	g.stop(t)
 
-	recs := readRing(t, d.ring)
+	recs := proctest.ReadRing(t, d.Ring)
 	checkStored(t, recs, l.senders)
 	f.check(t, recs)
 	p.check(t)
 	slices.Sort(took)
 	t.Logf("%d upgrades under %d datagrams/s: SIGHUP to old process gone p50 %v, max %v; handoff gaps %s",
 		upgrades, 3*loadRate, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond),
-		handoffGaps(d.logs.String()))
+		handoffGaps(d.Logs.String()))
 	l.report(t)
 	p.report(t)
 	t.Logf("follower: printed %d records", len(f.seqs))
@@ -110,10 +111,10 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	pidFile := filepath.Join(dir, "collectord.pid")
 	config := filepath.Join(dir, "collectord.toml")
 	writeFile(t, config, "batch = 32\n")
-	d := startDaemon(t, dir, "--config", config, "--pid-file", pidFile)
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{Args: []string{"--config", config, "--pid-file", pidFile}})
 	g := trackGenerations(t, d, pidFile)
-	ring := openRing(t, d.ring)
-	conn := dialIngest(t, d.socket)
+	ring := openRing(t, d.Ring)
+	conn := proctest.DialDatagram(t, d.Socket)
 
 	send := func(msg string) {
 		t.Helper()
@@ -128,7 +129,7 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	writeFile(t, config, "batch = 5000\n") // out of range: the new process exits 2
 	old := g.current()
 	syscall.Kill(old, syscall.SIGHUP)
-	logs := d.logs.waitFor(t, restartTimeout, `"upgrade failed; still serving"`, func(s string) bool {
+	logs := d.Logs.WaitFor(t, `"upgrade failed; still serving"`, func(s string) bool {
 		return len(logEvents(s, "upgrade failed; still serving")) > 0
 	})
 	failed := logEvents(logs, "upgrade failed; still serving")[0]
@@ -160,12 +161,12 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	g.stop(t)
 	// The first process bound the socket; the last one, stopping cleanly,
 	// removes its file as a daemon that was never upgraded does.
-	if _, err := os.Lstat(d.socket); !os.IsNotExist(err) {
+	if _, err := os.Lstat(d.Socket); !os.IsNotExist(err) {
 		t.Errorf("socket file left after the upgraded daemon stopped cleanly: %v", err)
 	}
 
 	var got []string
-	for _, r := range readRing(t, d.ring) {
+	for _, r := range proctest.ReadRing(t, d.Ring) {
 		got = append(got, string(r.Message))
 	}
 	if want := []string{"before", "after failed upgrade", "after upgrade"}; !slices.Equal(got, want) {
@@ -178,18 +179,18 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 
 // generations follows a daemon started with --pid-file through upgrades.
 type generations struct {
-	d       *daemonProc
+	d       *proctest.Daemon
 	pidFile string
 	pids    []int // every serving process so far, oldest first
 }
 
 // trackGenerations starts following d, which serves already, and kills
 // every generation still alive when the test ends.
-func trackGenerations(t *testing.T, d *daemonProc, pidFile string) *generations {
+func trackGenerations(t *testing.T, d *proctest.Daemon, pidFile string) *generations {
 	t.Helper()
-	g := &generations{d: d, pidFile: pidFile, pids: []int{d.cmd.Process.Pid}}
-	if got := readPIDFile(t, pidFile); got != d.cmd.Process.Pid {
-		t.Fatalf("pid file says %d, want %d", got, d.cmd.Process.Pid)
+	g := &generations{d: d, pidFile: pidFile, pids: []int{d.PID()}}
+	if got := readPIDFile(t, pidFile); got != d.PID() {
+		t.Fatalf("pid file says %d, want %d", got, d.PID())
 	}
 	t.Cleanup(func() {
 		for _, pid := range g.pids[1:] {
@@ -207,12 +208,12 @@ func (g *generations) current() int { return g.pids[len(g.pids)-1] }
 func (g *generations) upgrade(t *testing.T) int {
 	t.Helper()
 	old := g.current()
-	readyBefore := len(logEvents(g.d.logs.String(), "collectord ready"))
-	failedBefore := len(logEvents(g.d.logs.String(), "upgrade failed; still serving"))
+	readyBefore := len(logEvents(g.d.Logs.String(), "collectord ready"))
+	failedBefore := len(logEvents(g.d.Logs.String(), "upgrade failed; still serving"))
 	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP %d: %v", old, err)
 	}
-	logs := g.d.logs.waitFor(t, restartTimeout, fmt.Sprintf("the upgrade of %d", old), func(s string) bool {
+	logs := g.d.Logs.WaitFor(t, fmt.Sprintf("the upgrade of %d", old), func(s string) bool {
 		return len(logEvents(s, "collectord ready")) > readyBefore ||
 			len(logEvents(s, "upgrade failed; still serving")) > failedBefore
 	})
@@ -226,7 +227,7 @@ func (g *generations) upgrade(t *testing.T) int {
 	}
 	// The old process logs the handover concurrently with the new one's
 	// "ready": wait for its line too.
-	g.d.logs.waitFor(t, restartTimeout, fmt.Sprintf("process %d to say it handed over to %d", old, pid), func(s string) bool {
+	g.d.Logs.WaitFor(t, fmt.Sprintf("process %d to say it handed over to %d", old, pid), func(s string) bool {
 		for _, e := range logEvents(s, "upgrade: handed over") {
 			if intField(t, e, "new_pid") == pid {
 				return true
@@ -253,12 +254,12 @@ func (g *generations) stop(t *testing.T) {
 	}
 	g.waitGone(t, pid)
 	select {
-	case err := <-g.d.exited:
-		if err != nil {
-			t.Fatalf("first collectord process exited with %v\n%s", err, g.d.logs)
+	case <-g.d.Done():
+		if err := g.d.Err(); err != nil {
+			t.Fatalf("first collectord process exited with %v\n%s", err, g.d.Logs)
 		}
 	case <-time.After(restartTimeout):
-		t.Fatalf("collectord's stderr stayed open after every generation exited\n%s", g.d.logs)
+		t.Fatalf("collectord's stderr stayed open after every generation exited\n%s", g.d.Logs)
 	}
 }
 
@@ -280,7 +281,7 @@ func (g *generations) waitGone(t *testing.T, pid int) {
 	case got != pid:
 		t.Fatalf("wait4 %d: not exited although its pidfd said so", pid)
 	case !ws.Exited() || ws.ExitStatus() != 0:
-		t.Fatalf("collectord %d ended with wait status %#x (exit %d, signal %v)\n%s", pid, uint32(ws), ws.ExitStatus(), ws.Signal(), g.d.logs)
+		t.Fatalf("collectord %d ended with wait status %#x (exit %d, signal %v)\n%s", pid, uint32(ws), ws.ExitStatus(), ws.Signal(), g.d.Logs)
 	}
 }
 
@@ -379,20 +380,6 @@ func intField(t *testing.T, e map[string]any, key string) int {
 	return int(v)
 }
 
-// queryAddr is the query server's address from the "collectord ready" line.
-func queryAddr(t *testing.T, logs string) string {
-	t.Helper()
-	ready := logEvents(logs, "collectord ready")
-	if len(ready) == 0 {
-		t.Fatalf("no ready line:\n%s", logs)
-	}
-	addr, _ := ready[0]["query_addr"].(string)
-	if addr == "" {
-		t.Fatalf("ready line %v names no query address", ready[0])
-	}
-	return addr
-}
-
 // handoffGaps summarises, for the upgrades in logs, how long nobody read
 // the datagram socket: from the old process's ingest_stopped_unix_ns to
 // the new one's ingest_started_unix_ns.
@@ -415,7 +402,7 @@ func handoffGaps(logs string) string {
 		return "(none)"
 	}
 	slices.Sort(gaps)
-	return fmt.Sprintf("p50 %v, max %v (race-instrumented binary)", gaps[len(gaps)/2], gaps[len(gaps)-1])
+	return fmt.Sprintf("p50 %v, max %v (race detector: %v)", gaps[len(gaps)/2], gaps[len(gaps)-1], proctest.Race)
 }
 
 // ---------------------------------------------------------------------------
@@ -452,7 +439,7 @@ const drainTag = "drain"
 func drain(t *testing.T, r *shmring.Reader, socket string) uint64 {
 	t.Helper()
 	from := r.Head()
-	c := dialIngest(t, socket)
+	c := proctest.DialDatagram(t, socket)
 	if _, err := c.Write([]byte("<14>" + drainTag + ": end of load")); err != nil {
 		t.Fatal(err)
 	}
@@ -475,16 +462,6 @@ func drain(t *testing.T, r *shmring.Reader, socket string) uint64 {
 			return rec.Seq
 		}
 	}
-}
-
-func dialIngest(t *testing.T, path string) *net.UnixConn {
-	t.Helper()
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // ---------------------------------------------------------------------------
@@ -623,7 +600,7 @@ func (l *load) report(t *testing.T) {
 // checkStored requires that the ring holds exactly what the senders sent:
 // per sender every accepted datagram once, in the order sent, with the test
 // process's kernel credentials, and nothing else but drain's marker, last.
-func checkStored(t *testing.T, recs []stored, senders []*sender) {
+func checkStored(t *testing.T, recs []proctest.Record, senders []*sender) {
 	t.Helper()
 	got := map[int][]uint64{}
 	foreign := 0
@@ -640,11 +617,11 @@ func checkStored(t *testing.T, recs []stored, senders []*sender) {
 			continue
 		}
 		if _, err := fmt.Sscanf(string(r.Message), "s=%d n=%d", &id, &n); err != nil {
-			t.Errorf("record %d: message %q: %v", r.seq, r.Message, err)
+			t.Errorf("record %d: message %q: %v", r.Seq, r.Message, err)
 			continue
 		}
 		if r.Flags&record.FlagCreds == 0 || r.PID != uint32(os.Getpid()) {
-			t.Errorf("record %d: credentials %v pid %d, want the test's pid %d", r.seq, r.Flags&record.FlagCreds != 0, r.PID, os.Getpid())
+			t.Errorf("record %d: credentials %v pid %d, want the test's pid %d", r.Seq, r.Flags&record.FlagCreds != 0, r.PID, os.Getpid())
 		}
 		got[id] = append(got[id], n)
 	}
@@ -698,7 +675,7 @@ func seqDiff(got, want []uint64) string {
 
 type follower struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *proctest.Output
 	exited chan error
 
 	mu       sync.Mutex
@@ -712,13 +689,10 @@ type follower struct {
 // from the first, then new ones, reconnecting and resuming across restarts.
 func startFollower(t *testing.T, addr string) *follower {
 	t.Helper()
-	f := &follower{stderr: new(syncBuffer), exited: make(chan error, 1)}
-	f.cmd = exec.Command(logctlBin, "tail", "-f", "-o", "json", "--after-cursor", "0", "--addr", addr)
+	f := &follower{stderr: new(proctest.Output), exited: make(chan error, 1)}
+	f.cmd = exec.Command(proctest.Logctl(t), "tail", "-f", "-o", "json", "--after-cursor", "0", "--addr", addr)
+	f.cmd.Stderr = f.stderr
 	stdout, err := f.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := f.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,22 +700,12 @@ func startFollower(t *testing.T, addr string) *follower {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.cmd.Process.Kill() })
-	var pipes sync.WaitGroup
-	pipes.Go(func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			f.stderr.WriteString(lines.Text() + "\n")
-		}
-	})
-	pipes.Go(func() {
+	go func() {
 		lines := bufio.NewScanner(stdout)
 		lines.Buffer(nil, 1<<20)
 		for lines.Scan() {
 			f.line(lines.Bytes())
 		}
-	})
-	go func() {
-		pipes.Wait()
 		f.exited <- f.cmd.Wait()
 	}()
 	return f
@@ -818,7 +782,7 @@ func (f *follower) stop(t *testing.T) {
 
 // check requires that the follower printed exactly the records in recs,
 // each once, in order, with the same message, and reported no loss.
-func (f *follower) check(t *testing.T, recs []stored) {
+func (f *follower) check(t *testing.T, recs []proctest.Record) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -830,14 +794,14 @@ func (f *follower) check(t *testing.T, recs []stored) {
 	}
 	want := make([]uint64, len(recs))
 	for i, r := range recs {
-		want[i] = r.seq
+		want[i] = r.Seq
 	}
 	if d := seqDiff(f.seqs, want); d != "" {
 		t.Fatalf("follower printed other records than the ring holds: %s", d)
 	}
 	for i, r := range recs {
 		if f.msgs[i] != string(r.Message) {
-			t.Fatalf("follower printed record %d as %q, the ring holds %q", r.seq, f.msgs[i], r.Message)
+			t.Fatalf("follower printed record %d as %q, the ring holds %q", r.Seq, f.msgs[i], r.Message)
 		}
 	}
 }

@@ -6,15 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // TestSystemdUnitsVerify runs systemd's own checker on the shipped units,
 // with ExecStart pointing at the binary under test.
 func TestSystemdUnitsVerify(t *testing.T) {
-	verify, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	verify := proctest.NeedTool(t, "systemd-analyze")
+	daemonBin := proctest.Collectord(t)
 	dir := t.TempDir()
 	for _, name := range []string{"collectord.socket", "collectord.service"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", name))
@@ -36,10 +36,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 // against an empty root: it must parse and create the daemon's user and
 // the readers' group.
 func TestSysusersConfig(t *testing.T) {
-	sysusers, err := exec.LookPath("systemd-sysusers")
-	if err != nil {
-		t.Skip("systemd-sysusers not installed")
-	}
+	sysusers := proctest.NeedTool(t, "systemd-sysusers")
 	conf, err := filepath.Abs(filepath.Join("..", "..", "deploy", "sysusers.d", "collectord.conf"))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/internal/testcert"
 )
 
@@ -21,8 +22,8 @@ func TestRingReadersGroup(t *testing.T) {
 	const readers = 4242 // a group number no one is in
 	dir := openDir(t)
 	ring := filepath.Join(dir, "private", "ring")
-	d := startDaemon(t, dir, daemonConfig{ring: ring, args: []string{"--ring-group", "4242"}})
-	d.send(t, "secret")
+	d := startDaemon(t, dir, proctest.DaemonOptions{Ring: ring, Args: []string{"--ring-group", "4242"}})
+	d.Send(t, "secret")
 
 	for path, want := range map[string]os.FileMode{ring: 0o640, filepath.Dir(ring): 0o750 | os.ModeDir} {
 		st, err := os.Stat(path)
@@ -44,11 +45,11 @@ func TestRingReadersGroup(t *testing.T) {
 		!strings.Contains(r.stderr, "permission denied") || !strings.Contains(r.stderr, "read permission") {
 		t.Errorf("tail --ring as a non-member: exit %d, stdout %q, stderr %q; want exit 1 and one line about read permission", r.code, r.stdout, r.stderr)
 	}
-	d.stop(t)
+	d.Stop(t)
 
 	// A restart with another configuration applies it to the existing ring.
-	d = startDaemon(t, dir, daemonConfig{ring: ring, args: []string{"--ring-group", "4243"}})
-	defer d.stop(t)
+	d = startDaemon(t, dir, proctest.DaemonOptions{Ring: ring, Args: []string{"--ring-group", "4243"}})
+	defer d.Stop(t)
 	st, err := os.Stat(ring)
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +83,11 @@ func TestTailTLSAndToken(t *testing.T) {
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, dir, daemonConfig{args: []string{"--config", config}})
-	defer d.stop(t)
-	d.send(t, "secret one", "secret two")
+	d := startDaemon(t, dir, proctest.DaemonOptions{Args: []string{"--config", config}})
+	defer d.Stop(t)
+	d.Send(t, "secret one", "secret two")
 
-	good := []string{"--addr", d.addr, "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--token-file", token}
+	good := []string{"--addr", d.QueryAddr, "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--token-file", token}
 	if out := ok(t, append([]string{"tail", "-o", "raw"}, good...)...); out != "secret one\nsecret two\n" {
 		t.Errorf("with valid credentials: %q", out)
 	}
@@ -95,12 +96,12 @@ func TestTailTLSAndToken(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"plain TCP", []string{"--addr", d.addr, "--token-file", token}, "dial query server"},
-		{"server CA not trusted", []string{"--addr", d.addr, "--tls-ca", other.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--token-file", token}, "unknown authority"},
-		{"no client certificate", []string{"--addr", d.addr, "--tls-ca", ca.CertFile, "--token-file", token}, "certificate required"},
-		{"expired client certificate", []string{"--addr", d.addr, "--tls-ca", ca.CertFile, "--tls-cert", expired.CertFile, "--tls-key", expired.KeyFile, "--token-file", token}, "expired certificate"},
-		{"wrong token", []string{"--addr", d.addr, "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--token-file", badToken}, "unauthorized"},
-		{"no token", []string{"--addr", d.addr, "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile}, "unauthorized"},
+		{"plain TCP", []string{"--addr", d.QueryAddr, "--token-file", token}, "dial query server"},
+		{"server CA not trusted", []string{"--addr", d.QueryAddr, "--tls-ca", other.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--token-file", token}, "unknown authority"},
+		{"no client certificate", []string{"--addr", d.QueryAddr, "--tls-ca", ca.CertFile, "--token-file", token}, "certificate required"},
+		{"expired client certificate", []string{"--addr", d.QueryAddr, "--tls-ca", ca.CertFile, "--tls-cert", expired.CertFile, "--tls-key", expired.KeyFile, "--token-file", token}, "expired certificate"},
+		{"wrong token", []string{"--addr", d.QueryAddr, "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--token-file", badToken}, "unauthorized"},
+		{"no token", []string{"--addr", d.QueryAddr, "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile}, "unauthorized"},
 	} {
 		for _, follow := range []bool{false, true} {
 			args := append([]string{"tail", "-o", "raw"}, tc.args...)
@@ -114,7 +115,7 @@ func TestTailTLSAndToken(t *testing.T) {
 			}
 		}
 	}
-	if r := logctl(t, "tail", "--ring", d.ring, "--token-file", token); r.code != 2 {
+	if r := logctl(t, "tail", "--ring", d.Ring, "--token-file", token); r.code != 2 {
 		t.Errorf("--ring with --token-file: exit %d, want 2 (usage)", r.code)
 	}
 }

@@ -10,24 +10,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/collectord/collectord/pkg/shmring"
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // The end-to-end tests run what users run: the collectord daemon and the
-// logctl binary, both built once (with the race detector) by TestMain, on
-// real sockets and ring files in temporary directories.
-var daemonBin, logctlBin string
+// logctl binary, both built once by proctest, on real sockets and ring
+// files in temporary directories.
 
 // nobody is the unprivileged uid/gid the tests run senders and logctl as
 // when they run as root.
@@ -37,37 +34,10 @@ const nobody = 65534
 const e2eTimeout = 30 * time.Second
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "logctl-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// uid 65534 runs logctl from here in the permission tests.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	daemonBin = filepath.Join(dir, "collectord")
-	logctlBin = filepath.Join(dir, "logctl")
-	for bin, pkg := range map[string]string{daemonBin: "../collectord", logctlBin: "."} {
-		out, err := exec.Command("go", "build", "-race", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			return 1
-		}
-	}
-	// The race runtime otherwise sleeps a second at exit (and exits 66 on a
-	// race, which the tests see as a failure).
-	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	// Short output shows local time; pin it so that runs compare.
 	os.Setenv("TZ", "UTC")
 	os.Unsetenv("NO_COLOR")
-	return m.Run()
+	proctest.Main(m, nil)
 }
 
 // openDir returns t.TempDir() made traversable by other users, so that a
@@ -83,227 +53,12 @@ func openDir(t *testing.T) string {
 	return dir
 }
 
-// lineBuffer collects a child's output; waiters are woken on every write.
-type lineBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{} // closed (and replaced) by every write
-}
-
-func (s *lineBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Write(p)
-	if s.changed != nil {
-		close(s.changed)
-		s.changed = nil
-	}
-	return len(p), nil
-}
-
-func (s *lineBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// snapshot returns the text so far and a channel closed at the next write.
-func (s *lineBuffer) snapshot() (string, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed == nil {
-		s.changed = make(chan struct{})
-	}
-	return s.b.String(), s.changed
-}
-
-// daemon is a running collectord.
-type daemon struct {
-	socket, ring string
-	addr         string // the query server's address, as it logged it
-	cmd          *exec.Cmd
-	logs         *lineBuffer
-	done         chan struct{} // closed when the process has exited
-	err          error         // its exit status, once done is closed
-}
-
-// daemonConfig says how to start collectord; zero values mean a 1MiB ring,
-// a query server on a free loopback port and log level info.
-type daemonConfig struct {
-	ringSize string
-	addr     string
-	noQuery  bool     // no query server at all
-	metrics  string   // metrics server address; "" for none
-	env      []string // added to the daemon's environment
-	logLevel string   // debug logs each query connection
-	ring     string   // ring path; "" for "ring" in the daemon's directory
-	args     []string // more flags
-}
-
-// startDaemon runs collectord with its socket and ring in dir and waits
-// until it logs that it is ready. The test's cleanup kills it if the test
-// did not stop it.
-func startDaemon(t *testing.T, dir string, cfg daemonConfig) *daemon {
+// startDaemon is proctest.StartDaemon with a query server on a free
+// loopback port unless o names another address: these tests ask it.
+func startDaemon(t *testing.T, dir string, o proctest.DaemonOptions) *proctest.Daemon {
 	t.Helper()
-	if cfg.ringSize == "" {
-		cfg.ringSize = "1MiB"
-	}
-	if cfg.addr == "" && !cfg.noQuery {
-		cfg.addr = "127.0.0.1:0"
-	}
-	if cfg.logLevel == "" {
-		cfg.logLevel = "info"
-	}
-	d := &daemon{
-		socket: filepath.Join(dir, "c.sock"),
-		ring:   cmp.Or(cfg.ring, filepath.Join(dir, "ring")),
-		logs:   new(lineBuffer),
-		done:   make(chan struct{}),
-	}
-	d.cmd = exec.Command(daemonBin, "--socket", d.socket, "--ring", d.ring, "--ring-size", cfg.ringSize,
-		"--query-addr", cfg.addr, "--metrics-addr", cfg.metrics, "--log-level", cfg.logLevel)
-	d.cmd.Args = append(d.cmd.Args, cfg.args...)
-	if cfg.env != nil {
-		d.cmd.Env = append(os.Environ(), cfg.env...)
-	}
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		sent := false
-		for lines.Scan() {
-			d.logs.Write(append(lines.Bytes(), '\n'))
-			var l struct {
-				Msg       string `json:"msg"`
-				QueryAddr string `json:"query_addr"`
-			}
-			if !sent && json.Unmarshal(lines.Bytes(), &l) == nil && l.Msg == "collectord ready" {
-				ready <- l.QueryAddr
-				sent = true
-			}
-		}
-		if !sent {
-			close(ready)
-		}
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	select {
-	case addr, ok := <-ready:
-		if !ok || (addr == "") != cfg.noQuery {
-			<-d.done
-			t.Fatalf("collectord did not become ready (%v):\n%s", d.err, d.logs)
-		}
-		d.addr = addr
-	case <-time.After(e2eTimeout):
-		t.Fatalf("collectord not ready after %v:\n%s", e2eTimeout, d.logs)
-	}
-	return d
-}
-
-// stop sends SIGTERM and requires a clean exit.
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-		if d.err != nil {
-			t.Fatalf("collectord exited with %v:\n%s", d.err, d.logs)
-		}
-	case <-time.After(e2eTimeout):
-		t.Fatalf("collectord did not exit within %v of SIGTERM:\n%s", e2eTimeout, d.logs)
-	}
-}
-
-// dialSocket connects a datagram socket to the daemon, as one client
-// process does. Writes block while the daemon's queue is full.
-func dialSocket(t *testing.T, path string) *net.UnixConn {
-	t.Helper()
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// ringState reports the ring's head and oldest record.
-func ringState(t *testing.T, ring string) (oldest, head uint64) {
-	t.Helper()
-	r, err := shmring.OpenReader(ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	st := r.Stats()
-	return st.Oldest, st.Head
-}
-
-// waitHead waits (on the ring's futex) until the record before head is
-// published, and returns the ring's state then.
-func waitHead(t *testing.T, ring string, head uint64) (oldest, newHead uint64) {
-	t.Helper()
-	r, err := shmring.OpenReader(ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	defer cancel()
-	if head > shmring.FirstSeq {
-		if err := r.Wait(ctx, head-1); err != nil {
-			t.Fatalf("ring head %d, waiting for %d: %v", r.Head(), head, err)
-		}
-	}
-	st := r.Stats()
-	return st.Oldest, st.Head
-}
-
-// send writes each message as one datagram on a new socket and waits until
-// the daemon has stored them all. It returns the sequence number of the
-// first. Nobody else may send meanwhile.
-func (d *daemon) send(t *testing.T, msgs ...string) uint64 {
-	t.Helper()
-	_, head := ringState(t, d.ring)
-	c := dialSocket(t, d.socket)
-	for _, m := range msgs {
-		if _, err := c.Write([]byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitHead(t, d.ring, head+uint64(len(msgs)))
-	return head
-}
-
-// logger runs util-linux logger against the daemon, as cred if not nil,
-// waits until its record is stored and returns its pid and seq.
-func (d *daemon) logger(t *testing.T, cred *syscall.Credential, args ...string) (pid int, seq uint64) {
-	t.Helper()
-	if _, err := exec.LookPath("logger"); err != nil {
-		t.Skip("util-linux logger not installed")
-	}
-	_, head := ringState(t, d.ring)
-	cmd := exec.Command("logger", append([]string{"-u", d.socket}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("logger %q: %v %s", args, err, out)
-	}
-	waitHead(t, d.ring, head+1)
-	return cmd.Process.Pid, head
+	o.QueryAddr = cmp.Or(o.QueryAddr, "127.0.0.1:0")
+	return proctest.StartDaemon(t, dir, o)
 }
 
 // result is how a logctl run ended.
@@ -321,9 +76,10 @@ func logctl(t *testing.T, args ...string) result {
 // logctlAs runs logctl with the given credentials (nil: ours).
 func logctlAs(t *testing.T, cred *syscall.Credential, args ...string) result {
 	t.Helper()
+	bin := proctest.Logctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, logctlBin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -414,7 +170,7 @@ func seqRange(from, to uint64) []uint64 {
 type follower struct {
 	cmd    *exec.Cmd
 	lines  chan string // stdout, line by line; closed at EOF
-	stderr *lineBuffer
+	stderr *proctest.Output
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit status, once done is closed
 }
@@ -423,8 +179,8 @@ type follower struct {
 // streams its stdout lines. The test's cleanup kills it if still running.
 func startFollower(t *testing.T, args ...string) *follower {
 	t.Helper()
-	f := &follower{lines: make(chan string, 4096), stderr: new(lineBuffer), done: make(chan struct{})}
-	f.cmd = exec.Command(logctlBin, args...)
+	f := &follower{lines: make(chan string, 4096), stderr: new(proctest.Output), done: make(chan struct{})}
+	f.cmd = exec.Command(proctest.Logctl(t), args...)
 	f.cmd.Stderr = f.stderr
 	stdout, err := f.cmd.StdoutPipe()
 	if err != nil {
@@ -483,9 +239,9 @@ func (f *follower) nextJSON(t *testing.T) jsonRecord {
 // sends numbered marker records until one is printed, then reads up to the
 // last marker sent. It returns that marker's sequence number: every record
 // stored after it will reach the follower.
-func (f *follower) waitLive(t *testing.T, d *daemon) uint64 {
+func (f *follower) waitLive(t *testing.T, d *proctest.Daemon) uint64 {
 	t.Helper()
-	c := dialSocket(t, d.socket)
+	c := proctest.DialDatagram(t, d.Socket)
 	deadline := time.Now().Add(e2eTimeout)
 	for i := 0; ; i++ {
 		if time.Now().After(deadline) {
@@ -567,18 +323,6 @@ func (f *follower) wait(t *testing.T) (rest []string, code int) {
 			t.Fatalf("logctl did not exit within %v; stderr:\n%s", e2eTimeout, f.stderr)
 		}
 	}
-}
-
-// freePort returns a loopback address nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // asNobody returns credentials of uid/gid 65534 when the test runs as root,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // A sender over its rate limit loses the excess, another sender loses
@@ -16,17 +18,15 @@ import (
 // sees it, with logctl send as the flooder, util-linux logger as the
 // bystander and logctl tail as the reader.
 func TestRateLimitEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("logger"); err != nil {
-		t.Skip("util-linux logger not installed")
-	}
+	logger := proctest.NeedTool(t, "logger")
 	const flood, calm = 2000, 20
 	dir := openDir(t)
 	config := filepath.Join(dir, "collectord.toml")
 	if err := os.WriteFile(config, []byte("rate_limit_burst = 50\nrate_limit_interval = \"300ms\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, dir, daemonConfig{args: []string{"--config", config}})
-	defer d.stop(t)
+	d := startDaemon(t, dir, proctest.DaemonOptions{Args: []string{"--config", config}})
+	defer d.Stop(t)
 
 	lines := func(prefix string, n int) string {
 		var b strings.Builder
@@ -35,9 +35,9 @@ func TestRateLimitEndToEnd(t *testing.T) {
 		}
 		return b.String()
 	}
-	flooder := exec.Command(logctlBin, "send", "--socket", d.socket, "-t", "flood")
+	flooder := exec.Command(proctest.Logctl(t), "send", "--socket", d.Socket, "-t", "flood")
 	flooder.Stdin = strings.NewReader(lines("flood", flood))
-	bystander := exec.Command("logger", "-u", d.socket, "-t", "calm")
+	bystander := exec.Command(logger, "-u", d.Socket, "-t", "calm")
 	bystander.Stdin = strings.NewReader(lines("calm", calm))
 	for _, c := range []*exec.Cmd{flooder, bystander} {
 		if err := c.Start(); err != nil {
@@ -55,7 +55,7 @@ func TestRateLimitEndToEnd(t *testing.T) {
 	// more sent.
 	deadline := time.Now().Add(e2eTimeout)
 	for {
-		recs, _ := parseJSON(t, ok(t, "tail", "--addr", d.addr, "-n", "100000", "-o", "json"))
+		recs, _ := parseJSON(t, ok(t, "tail", "--addr", d.QueryAddr, "-n", "100000", "-o", "json"))
 		var stored, suppressed, calmSeen, notes int
 		for _, r := range recs {
 			switch {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // TestStats reads the real daemon's metrics endpoint.
@@ -18,8 +20,8 @@ func TestStats(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	d := startDaemon(t, t.TempDir(), daemonConfig{metrics: addr})
-	d.send(t, "one", "two", "three")
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{MetricsAddr: addr})
+	d.Send(t, "one", "two", "three")
 	res := logctl(t, "stats", "--metrics-addr", addr, "--interval", "50ms")
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
@@ -36,7 +38,7 @@ func TestStats(t *testing.T) {
 			t.Errorf("stats output lacks %q:\n%s", want, res.stdout)
 		}
 	}
-	d.stop(t)
+	d.Stop(t)
 	if res := logctl(t, "stats", "--metrics-addr", addr); res.code != 1 || !strings.Contains(res.stderr, "is collectord running") {
 		t.Fatalf("stats with no daemon: exit %d, %q", res.code, res.stderr)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/query"
 )
 
@@ -31,14 +32,14 @@ func seqMsg(seq uint64) string { return fmt.Sprintf("m%06d", seq) }
 
 // sendNumbered sends n records whose messages name the sequence numbers
 // they will get, and waits until they are stored.
-func sendNumbered(t *testing.T, d *daemon, n int) {
+func sendNumbered(t *testing.T, d *proctest.Daemon, n int) {
 	t.Helper()
-	_, head := ringState(t, d.ring)
+	_, head := proctest.RingState(t, d.Ring)
 	msgs := make([]string, n)
 	for i := range msgs {
 		msgs[i] = "<13>seqtest: " + seqMsg(head+uint64(i))
 	}
-	d.send(t, msgs...)
+	d.Send(t, msgs...)
 }
 
 // checkNumbered requires recs to be exactly the records want, in order,
@@ -70,12 +71,12 @@ func span(s []uint64) string {
 // first, before and after the ring wrapped, over TCP and with --ring; more
 // than the ring holds gives everything it holds.
 func TestTailLatestN(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), daemonConfig{ringSize: "256KiB"}) // holds 2048 records
-	sources := map[string][]string{"tcp": {"--addr", d.addr}, "ring": {"--ring", d.ring}}
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{RingSize: "256KiB"}) // holds 2048 records
+	sources := map[string][]string{"tcp": {"--addr", d.QueryAddr}, "ring": {"--ring", d.Ring}}
 	// check runs tail -n n (n < 0: without -n, which means 10).
 	check := func(n int64) {
 		t.Helper()
-		oldest, head := ringState(t, d.ring)
+		oldest, head := proctest.RingState(t, d.Ring)
 		latest := uint64(10)
 		if n >= 0 {
 			latest = uint64(n)
@@ -99,7 +100,7 @@ func TestTailLatestN(t *testing.T) {
 
 	// Wrap the ring several times over.
 	sendNumbered(t, d, 5_000)
-	oldest, head := ringState(t, d.ring)
+	oldest, head := proctest.RingState(t, d.Ring)
 	if oldest <= k+1 {
 		t.Fatalf("ring did not wrap: it holds %d..%d", oldest, head-1)
 	}
@@ -120,7 +121,7 @@ type sent struct {
 
 // dataset sends records of various priorities, tags, senders (two uids,
 // several pids) and formats to d and returns them in sequence order.
-func dataset(t *testing.T, d *daemon) []sent {
+func dataset(t *testing.T, d *proctest.Daemon) []sent {
 	t.Helper()
 	var out []sent
 	me := func(seq uint64, tag, msg string, sev, fac int) sent {
@@ -131,14 +132,14 @@ func dataset(t *testing.T, d *daemon) []sent {
 	for i := range 25 {
 		msgs = append(msgs, fmt.Sprintf("<%d>many: many %d", 8+i%8, i))
 	}
-	first := d.send(t, msgs...)
+	first := d.Send(t, msgs...)
 	for i := range 25 {
 		out = append(out, me(first+uint64(i), "many", fmt.Sprintf("many %d", i), i%8, 1))
 	}
 	// local0 records.
 	for _, sev := range []int{3, 4, 6} {
 		msg := fmt.Sprintf("local0 sev %d failed", sev)
-		seq := d.send(t, fmt.Sprintf("<%d>other: %s", 16<<3|sev, msg))
+		seq := d.Send(t, fmt.Sprintf("<%d>other: %s", 16<<3|sev, msg))
 		out = append(out, me(seq, "other", msg, sev, 16))
 	}
 	// Another user and other processes.
@@ -146,25 +147,25 @@ func dataset(t *testing.T, d *daemon) []sent {
 	if cred != nil {
 		uid = nobody
 	}
-	pid, seq := d.logger(t, cred, "-t", "nobodyapp", "-p", "user.err", "from nobody")
+	pid, seq := d.Logger(t, cred, "-t", "nobodyapp", "-p", "user.err", "from nobody")
 	out = append(out, sent{seq: seq, tag: "nobodyapp", msg: "from nobody", sev: 3, fac: 1, pid: pid, uid: uid})
-	pid, seq = d.logger(t, cred, "-t", "nobodyapp", "-p", "user.info", "nobody info")
+	pid, seq = d.Logger(t, cred, "-t", "nobodyapp", "-p", "user.info", "nobody info")
 	out = append(out, sent{seq: seq, tag: "nobodyapp", msg: "nobody info", sev: 6, fac: 1, pid: pid, uid: uid})
-	pid, seq = d.logger(t, nil, "-t", "rootapp", "-p", "daemon.warning", "from us")
+	pid, seq = d.Logger(t, nil, "-t", "rootapp", "-p", "daemon.warning", "from us")
 	out = append(out, sent{seq: seq, tag: "rootapp", msg: "from us", sev: 4, fac: 3, pid: pid, uid: os.Getuid()})
 	// RFC 5424 structured data.
 	for _, v := range []string{"hungry", "sleepy"} {
-		pid, seq := d.logger(t, nil, "--rfc5424", "--sd-id", "zoo@123", "--sd-param", `tiger="`+v+`"`, "-t", "zoo", "-p", "local1.notice", "tiger is "+v)
+		pid, seq := d.Logger(t, nil, "--rfc5424", "--sd-id", "zoo@123", "--sd-param", `tiger="`+v+`"`, "-t", "zoo", "-p", "local1.notice", "tiger is "+v)
 		out = append(out, sent{seq: seq, tag: "zoo", msg: "tiger is " + v, sev: 5, fac: 17, pid: pid, uid: os.Getuid(),
 			fields: map[string]string{"zoo@123.tiger": v, "timeQuality.tzKnown": "1"}})
 	}
 	// JSON.
-	seq = d.send(t, `{"msg":"json record","level":"warning","app":"jsonapp","trace_id":"4bf92f35","user":{"id":7}}`)
+	seq = d.Send(t, `{"msg":"json record","level":"warning","app":"jsonapp","trace_id":"4bf92f35","user":{"id":7}}`)
 	s := me(seq, "jsonapp", "json record", 4, 1)
 	s.fields = map[string]string{"trace_id": "4bf92f35", "user": `{"id":7}`}
 	out = append(out, s)
 	// Not UTF-8.
-	seq = d.send(t, "<13>bin: bad \xff\xfe bytes")
+	seq = d.Send(t, "<13>bin: bad \xff\xfe bytes")
 	out = append(out, me(seq, "bin", `bad \xff\xfe bytes`, 5, 1))
 	return out
 }
@@ -172,7 +173,7 @@ func dataset(t *testing.T, d *daemon) []sent {
 // TestTailFilters: each filter flag, alone and combined, prints exactly the
 // records that match, over TCP and with --ring.
 func TestTailFilters(t *testing.T) {
-	d := startDaemon(t, openDir(t), daemonConfig{})
+	d := startDaemon(t, openDir(t), proctest.DaemonOptions{})
 	all := dataset(t, d)
 	byTag := func(tag string) sent {
 		for _, s := range all {
@@ -235,7 +236,7 @@ func TestTailFilters(t *testing.T) {
 		if tc.last > 0 && len(want) > tc.last {
 			want = want[len(want)-tc.last:]
 		}
-		for _, src := range [][]string{{"--addr", d.addr}, {"--ring", d.ring}} {
+		for _, src := range [][]string{{"--addr", d.QueryAddr}, {"--ring", d.Ring}} {
 			args := append(append([]string{"tail", "-o", "json"}, src...), tc.args...)
 			if !slices.Contains(tc.args, "-n") {
 				args = append(args, "-n", "1000")
@@ -262,16 +263,16 @@ func TestTailFilters(t *testing.T) {
 // credentials, fields and truncation; bytes that are not UTF-8 are escaped
 // visibly, never dropped or replaced.
 func TestTailJSONFields(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), daemonConfig{})
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{})
 	before := time.Now()
-	seq := d.send(t,
+	seq := d.Send(t,
 		"<166>Nov 24 22:31:11 box app[4242]: hello \"world\"\twith tab",
 		"<13>bin: bad \xff\xfe and \x01 ctl and é",
 		`{"msg":"json","level":"err","app":"japp","trace_id":"abc","n":7}`,
 		"<13>big: "+strings.Repeat("x", 150_000),
 	)
 	after := time.Now()
-	lines := strings.Split(strings.TrimSuffix(ok(t, "tail", "--addr", d.addr, "-o", "json"), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(ok(t, "tail", "--addr", d.QueryAddr, "-o", "json"), "\n"), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("got %d lines, want 4:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -326,11 +327,11 @@ func TestTailJSONFields(t *testing.T) {
 		}
 	}
 	// Short output escapes the same bytes.
-	short := ok(t, "tail", "--addr", d.addr, "-n", "1", "-t", "bin")
+	short := ok(t, "tail", "--addr", d.QueryAddr, "-n", "1", "-t", "bin")
 	if !strings.HasSuffix(short, `bin[`+strconv.Itoa(os.Getpid())+`]: bad \xff\xfe and \x01 ctl and é`+"\n") {
 		t.Errorf("short: %q", short)
 	}
-	if raw := ok(t, "tail", "--addr", d.addr, "-n", "1", "-t", "bin", "-o", "raw"); raw != `bad \xff\xfe and \x01 ctl and é`+"\n" {
+	if raw := ok(t, "tail", "--addr", d.QueryAddr, "-n", "1", "-t", "bin", "-o", "raw"); raw != `bad \xff\xfe and \x01 ctl and é`+"\n" {
 		t.Errorf("raw: %q", raw)
 	}
 }
@@ -339,7 +340,7 @@ func TestTailJSONFields(t *testing.T) {
 // before now, select records by receive time; --since alone shows the
 // whole range, not the latest 10.
 func TestTailTime(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), daemonConfig{})
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{})
 	var a, b []string
 	for i := range 12 {
 		a = append(a, fmt.Sprintf("<13>a: a%d", i))
@@ -347,13 +348,13 @@ func TestTailTime(t *testing.T) {
 	for i := range 3 {
 		b = append(b, fmt.Sprintf("<13>b: b%d", i))
 	}
-	d.send(t, a...)
+	d.Send(t, a...)
 	// The records' receive times are the daemon's clock: the only way to
 	// put a known distance between two groups is to let time pass.
 	const gap = time.Second
 	time.Sleep(gap)
-	d.send(t, b...)
-	recs, _ := parseJSON(t, ok(t, "tail", "--addr", d.addr, "-o", "json", "-n", "100"))
+	d.Send(t, b...)
+	recs, _ := parseJSON(t, ok(t, "tail", "--addr", d.QueryAddr, "-o", "json", "-n", "100"))
 	if len(recs) != 15 {
 		t.Fatalf("%d records, want 15", len(recs))
 	}
@@ -406,7 +407,7 @@ func TestTailTime(t *testing.T) {
 		{[]string{"--until", "1h"}, ""},
 		{[]string{"--until", "0.5d", "--since", "1d"}, ""},
 	} {
-		for _, src := range [][]string{{"--addr", d.addr}, {"--ring", d.ring}} {
+		for _, src := range [][]string{{"--addr", d.QueryAddr}, {"--ring", d.Ring}} {
 			args := append(append([]string{"tail", "-o", "json"}, src...), tc.args...)
 			if got := msgs(ok(t, args...)); got != tc.want {
 				t.Errorf("tail %q:\n got %q\nwant %q", args[1:], got, tc.want)
@@ -415,7 +416,7 @@ func TestTailTime(t *testing.T) {
 	}
 	// A duration ago that lands between the groups: logctl's now is when
 	// it starts, a little after ours.
-	for _, src := range [][]string{{"--addr", d.addr}, {"--ring", d.ring}} {
+	for _, src := range [][]string{{"--addr", d.QueryAddr}, {"--ring", d.Ring}} {
 		ago := time.Since(mid).Round(time.Millisecond)
 		start := time.Now()
 		out := ok(t, append([]string{"tail", "-o", "json", "--since", ago.String()}, src...)...)
@@ -435,11 +436,11 @@ func TestTailTime(t *testing.T) {
 // TestTailCursor: the cursor --show-cursor prints resumes exactly after
 // the records printed (or examined), with and without filters.
 func TestTailCursor(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), daemonConfig{})
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{})
 	sendNumbered(t, d, 20)
 	cursorOf := func(args ...string) (recs []jsonRecord, cursor uint64) {
 		t.Helper()
-		recs, c := parseJSON(t, ok(t, append([]string{"tail", "--addr", d.addr, "-o", "json", "--show-cursor"}, args...)...))
+		recs, c := parseJSON(t, ok(t, append([]string{"tail", "--addr", d.QueryAddr, "-o", "json", "--show-cursor"}, args...)...))
 		if c < 0 {
 			t.Fatalf("tail %q printed no cursor", args)
 		}
@@ -451,7 +452,7 @@ func TestTailCursor(t *testing.T) {
 		t.Fatalf("cursor %d after records 18..20, want 20", c)
 	}
 	sendNumbered(t, d, 5)
-	for _, src := range [][]string{{"--addr", d.addr}, {"--ring", d.ring}} {
+	for _, src := range [][]string{{"--addr", d.QueryAddr}, {"--ring", d.Ring}} {
 		for _, form := range []string{strconv.FormatUint(c, 10), "s=" + strconv.FormatUint(c, 10)} {
 			args := append([]string{"tail", "-o", "json", "--after-cursor", form}, src...)
 			recs, _ := parseJSON(t, ok(t, args...))
@@ -473,12 +474,12 @@ func TestTailCursor(t *testing.T) {
 
 	// With a filter the cursor is the last record examined, matching or
 	// not: resuming neither repeats nor skips a match.
-	d.send(t, "<13>other: x1", "<11>pick: p1", "<13>other: x2")
+	d.Send(t, "<13>other: x1", "<11>pick: p1", "<13>other: x2")
 	recs, c = cursorOf("-t", "pick")
 	if len(recs) != 1 || recs[0].Message != "p1" || c != 28 {
 		t.Fatalf("-t pick: %v, cursor %d; want p1, cursor 28", recs, c)
 	}
-	d.send(t, "<11>pick: p2", "<13>other: x3", "<11>pick: p3", "<13>other: x4")
+	d.Send(t, "<11>pick: p2", "<13>other: x3", "<11>pick: p3", "<13>other: x4")
 	recs, c = cursorOf("-t", "pick", "--after-cursor", strconv.FormatUint(c, 10))
 	if got := msgsOf(recs); got != "p2 p3" || c != 32 {
 		t.Fatalf("resume -t pick: %v, cursor %d; want p2 p3, cursor 32", recs, c)
@@ -537,15 +538,15 @@ func TestFollowBulk(t *testing.T) {
 		{"1MiB", true, 4, 50_000},
 	} {
 		t.Run(tc.ring, func(t *testing.T) {
-			d := startDaemon(t, t.TempDir(), daemonConfig{ringSize: tc.ring})
-			f := startFollower(t, "tail", "-f", "-n", "0", "-o", "json", "--addr", d.addr)
+			d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{RingSize: tc.ring})
+			f := startFollower(t, "tail", "-f", "-n", "0", "-o", "json", "--addr", d.QueryAddr)
 			start := f.waitLive(t, d)
 			total := tc.senders * tc.perSender
 
 			var wg sync.WaitGroup
 			errs := make(chan error, tc.senders)
 			for s := range tc.senders {
-				c := dialSocket(t, d.socket)
+				c := proctest.DialDatagram(t, d.Socket)
 				wg.Go(func() {
 					var buf []byte
 					for n := range tc.perSender {
@@ -563,7 +564,7 @@ func TestFollowBulk(t *testing.T) {
 				t.Fatal(err)
 			}
 			end := start + uint64(total) // the last record's seq
-			waitHead(t, d.ring, end+1)
+			proctest.WaitHead(t, d.Ring, end+1)
 
 			// Read until the follower has accounted for end, by printing
 			// it or by reporting it lost.
@@ -592,7 +593,7 @@ func TestFollowBulk(t *testing.T) {
 				}
 				// Nothing to read: look for loss notices, then wait
 				// for either stream.
-				text, stderrChanged := f.stderr.snapshot()
+				text, stderrChanged := f.stderr.Snapshot()
 				if len(text) != stderrLen {
 					stderrLen = len(text)
 					for _, r := range lossRanges(t, text) {
@@ -709,21 +710,21 @@ func parseBulk(t *testing.T, line string) (seq uint64, sender, n int) {
 // was sent before and after, each exactly once, with no gap.
 func TestFollowAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := daemonConfig{addr: freePort(t)}
+	cfg := proctest.DaemonOptions{QueryAddr: proctest.FreePort(t)}
 	d := startDaemon(t, dir, cfg)
-	f := startFollower(t, "tail", "-f", "-n", "0", "-o", "json", "--addr", d.addr)
+	f := startFollower(t, "tail", "-f", "-n", "0", "-o", "json", "--addr", d.QueryAddr)
 	start := f.waitLive(t, d)
-	d.send(t, "<13>restart: A1", "<13>restart: A2")
+	d.Send(t, "<13>restart: A1", "<13>restart: A2")
 	for _, want := range []string{"A1", "A2"} {
 		if r := f.nextJSON(t); r.Message != want {
 			t.Fatalf("follower printed %q, want %s", r.Message, want)
 		}
 	}
-	d.stop(t)
+	d.Stop(t)
 	d = startDaemon(t, dir, cfg)
 	// The follower reconnects with a backoff; whatever arrives meanwhile
 	// is printed when it does.
-	d.send(t, "<13>restart: B1", "<13>restart: B2")
+	d.Send(t, "<13>restart: B1", "<13>restart: B2")
 	for i, want := range []string{"B1", "B2"} {
 		r := f.nextJSON(t)
 		if r.Message != want || r.Seq != start+3+uint64(i) {
@@ -731,9 +732,9 @@ func TestFollowAcrossRestart(t *testing.T) {
 		}
 	}
 	// And once more: the follower resumes after B2.
-	d.stop(t)
+	d.Stop(t)
 	d = startDaemon(t, dir, cfg)
-	d.send(t, "<13>restart: C1")
+	d.Send(t, "<13>restart: C1")
 	if r := f.nextJSON(t); r.Message != "C1" || r.Seq != start+5 {
 		t.Fatalf("follower printed %d %q, want %d C1", r.Seq, r.Message, start+5)
 	}
@@ -755,8 +756,8 @@ func TestFollowAcrossRestart(t *testing.T) {
 // it reads (the ring holding everything). The cost in ingest rate is
 // measured by bench/query, not asserted here.
 func TestStalledClient(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), daemonConfig{ringSize: "64MiB"})
-	_, head := ringState(t, d.ring)
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{RingSize: "64MiB"})
+	_, head := proctest.RingState(t, d.Ring)
 	after := head - 1
 
 	// The stalled client: a tiny receive buffer, a follow of everything
@@ -766,7 +767,7 @@ func TestStalledClient(t *testing.T) {
 		rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
 		return serr
 	}}
-	nc, err := dialer.Dial("tcp", d.addr)
+	nc, err := dialer.Dial("tcp", d.QueryAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,19 +781,19 @@ func TestStalledClient(t *testing.T) {
 
 	const n, size = 20_000, 1000
 	pad := strings.Repeat("p", size)
-	c := dialSocket(t, d.socket)
+	c := proctest.DialDatagram(t, d.Socket)
 	began := time.Now()
 	for i := range n {
 		if _, err := fmt.Fprintf(c, "<13>load: n=%06d %s", i, pad); err != nil {
 			t.Fatal(err)
 		}
 	}
-	oldest, head := waitHead(t, d.ring, after+1+n)
+	oldest, head := proctest.WaitHead(t, d.Ring, after+1+n)
 	t.Logf("ingested %d datagrams of %d bytes in %v with a stalled client", n, size, time.Since(began))
 	if oldest > after+1 {
 		t.Fatalf("ring lost records: holds %d..%d", oldest, head-1)
 	}
-	recs, _ := parseJSON(t, ok(t, "tail", "-n", "5", "-o", "json", "--addr", d.addr))
+	recs, _ := parseJSON(t, ok(t, "tail", "-n", "5", "-o", "json", "--addr", d.QueryAddr))
 	if got := seqs(recs); !slices.Equal(got, seqRange(head-5, head)) {
 		t.Fatalf("tail -n 5 while a client stalls: seqs %v, want %v", got, seqRange(head-5, head))
 	}
@@ -891,7 +892,7 @@ func unreadBytes(t *testing.T, nc net.Conn) int {
 // TestRingEqualsServer: `tail --ring` prints byte for byte what the same
 // query prints over TCP.
 func TestRingEqualsServer(t *testing.T) {
-	d := startDaemon(t, openDir(t), daemonConfig{})
+	d := startDaemon(t, openDir(t), proctest.DaemonOptions{})
 	all := dataset(t, d)
 	sendNumbered(t, d, 40)
 	mid := strconv.FormatUint(all[len(all)/2].seq, 10)
@@ -918,8 +919,8 @@ func TestRingEqualsServer(t *testing.T) {
 		}
 		for _, format := range formats {
 			args := append([]string{"tail", "-o", format}, q...)
-			tcp := logctl(t, append(args, "--addr", d.addr)...)
-			ring := logctl(t, append(args, "--ring", d.ring)...)
+			tcp := logctl(t, append(args, "--addr", d.QueryAddr)...)
+			ring := logctl(t, append(args, "--ring", d.Ring)...)
 			if tcp != ring {
 				t.Errorf("tail %q:\n--addr: exit %d, stderr %q\n%s\n--ring: exit %d, stderr %q\n%s", args[1:], tcp.code, tcp.stderr, tcp.stdout, ring.code, ring.stderr, ring.stdout)
 			}
@@ -934,13 +935,13 @@ func TestRingEqualsServer(t *testing.T) {
 // failure, 2 for a bad command line.
 func TestTailExitCodes(t *testing.T) {
 	dir := openDir(t)
-	d := startDaemon(t, dir, daemonConfig{})
-	d.send(t, "<13>x: one")
+	d := startDaemon(t, dir, proctest.DaemonOptions{})
+	d.Send(t, "<13>x: one")
 	notARing := dir + "/not-a-ring"
 	if err := os.WriteFile(notARing, make([]byte, 8192), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	refused := freePort(t)
+	refused := proctest.FreePort(t)
 
 	for _, tc := range []struct {
 		args []string
@@ -950,7 +951,7 @@ func TestTailExitCodes(t *testing.T) {
 		{[]string{"tail", "--addr", refused}, 1, "connection refused"},
 		{[]string{"tail", "--ring", dir + "/nosuch"}, 1, "no such file"},
 		{[]string{"tail", "--ring", notARing}, 1, "not a collectord ring"},
-		{[]string{"tail", "--addr", d.addr, "-n", "1000001"}, 1, "max_n"},
+		{[]string{"tail", "--addr", d.QueryAddr, "-n", "1000001"}, 1, "max_n"},
 		{[]string{"tail", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"tail", "-o", "yaml"}, 2, `output "yaml"`},
 		{[]string{"tail", "-n", "-1"}, 2, "must not be negative"},
@@ -964,7 +965,7 @@ func TestTailExitCodes(t *testing.T) {
 		{[]string{"tail", "--uid", "-1"}, 2, "--uid"},
 		{[]string{"tail", "--after-cursor", "abc"}, 2, "not a cursor"},
 		{[]string{"tail", "extra"}, 2, `unexpected argument "extra"`},
-		{[]string{"tail", "--ring", d.ring, "--addr", d.addr}, 2, "one or the other"},
+		{[]string{"tail", "--ring", d.Ring, "--addr", d.QueryAddr}, 2, "one or the other"},
 		{[]string{"tail", "--since", "1h", "--until", "2h"}, 2, "until"},
 	} {
 		r := logctl(t, tc.args...)
@@ -980,20 +981,20 @@ func TestTailExitCodes(t *testing.T) {
 	// anyone else, take our own read permission away.
 	var cred *syscall.Credential
 	if cred = asNobody(); cred == nil {
-		if err := os.Chmod(d.ring, 0); err != nil {
+		if err := os.Chmod(d.Ring, 0); err != nil {
 			t.Fatal(err)
 		}
-		defer os.Chmod(d.ring, 0o640)
-	} else if st, err := os.Stat(d.ring); err != nil || st.Mode().Perm()&0o004 != 0 {
+		defer os.Chmod(d.Ring, 0o640)
+	} else if st, err := os.Stat(d.Ring); err != nil || st.Mode().Perm()&0o004 != 0 {
 		t.Fatalf("ring mode %v, %v: want it unreadable by others", st.Mode(), err)
 	}
-	r := logctlAs(t, cred, "tail", "--ring", d.ring)
+	r := logctlAs(t, cred, "tail", "--ring", d.Ring)
 	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "permission denied") ||
 		!strings.Contains(r.stderr, "read permission") || r.stdout != "" {
 		t.Errorf("unreadable ring: exit %d, stdout %q, stderr %q; want exit 1 and one line about read permission", r.code, r.stdout, r.stderr)
 	}
 	// The same user can still ask the daemon.
-	if r := logctlAs(t, cred, "tail", "--addr", d.addr, "-o", "raw"); r.code != 0 || r.stdout != "one\n" {
+	if r := logctlAs(t, cred, "tail", "--addr", d.QueryAddr, "-o", "raw"); r.code != 0 || r.stdout != "one\n" {
 		t.Errorf("tail over TCP as another user: exit %d, %q, %q", r.code, r.stdout, r.stderr)
 	}
 }
@@ -1004,7 +1005,7 @@ func TestTailExitCodes(t *testing.T) {
 // cursor that resumes the output exactly.
 func TestTailResumesAfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := daemonConfig{addr: freePort(t), ringSize: "64MiB", logLevel: "debug"}
+	cfg := proctest.DaemonOptions{QueryAddr: proctest.FreePort(t), RingSize: "64MiB", Args: []string{"--log-level", "debug"}}
 	d := startDaemon(t, dir, cfg)
 	const n = 50_000
 	sendNumbered(t, d, n)
@@ -1020,16 +1021,16 @@ func TestTailResumesAfterRestart(t *testing.T) {
 		}
 	}
 
-	f := startFollower(t, "tail", "-n", strconv.Itoa(n), "-o", "json", "--addr", d.addr)
+	f := startFollower(t, "tail", "-n", strconv.Itoa(n), "-o", "json", "--addr", d.QueryAddr)
 	first := f.next(t, e2eTimeout)
-	d.stop(t)
+	d.Stop(t)
 	d = startDaemon(t, dir, cfg)
 	rest, code := f.wait(t)
 	if code != 0 {
 		t.Fatalf("exit %d after the restart; stderr:\n%s", code, f.stderr)
 	}
 	check("across a restart", append([]string{first}, rest...))
-	if !strings.Contains(d.logs.String(), `"connection opened"`) {
+	if !strings.Contains(d.Logs.String(), `"connection opened"`) {
 		t.Fatalf("the response was complete before the daemon stopped: nothing tested")
 	}
 	if s := f.stderr.String(); strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(s, "reconnecting", ""), "reconnected", "")) != "" && !strings.Contains(s, "reconnect") {
@@ -1037,9 +1038,9 @@ func TestTailResumesAfterRestart(t *testing.T) {
 	}
 
 	// This time the daemon stays away.
-	f = startFollower(t, "tail", "-n", strconv.Itoa(n), "-o", "json", "--addr", d.addr)
+	f = startFollower(t, "tail", "-n", strconv.Itoa(n), "-o", "json", "--addr", d.QueryAddr)
 	printed := []string{f.next(t, e2eTimeout)}
-	d.stop(t)
+	d.Stop(t)
 	rest, code = f.wait(t)
 	printed = append(printed, rest...)
 	m := regexp.MustCompile(`\nlogctl tail: .* \(resume with --after-cursor (\d+)\)\n$`).FindStringSubmatch(f.stderr.String())
@@ -1047,7 +1048,7 @@ func TestTailResumesAfterRestart(t *testing.T) {
 		t.Fatalf("daemon gone for good: exit %d, stderr %q; want exit 1 and a cursor to resume from", code, f.stderr)
 	}
 	d = startDaemon(t, dir, cfg)
-	more := ok(t, "tail", "--addr", d.addr, "-o", "json", "--after-cursor", m[1], "-n", strconv.Itoa(n-len(printed)))
+	more := ok(t, "tail", "--addr", d.QueryAddr, "-o", "json", "--after-cursor", m[1], "-n", strconv.Itoa(n-len(printed)))
 	check("resumed by hand", append(printed, strings.Split(strings.TrimSuffix(more, "\n"), "\n")...))
 }
 
@@ -1056,18 +1057,18 @@ func TestTailResumesAfterRestart(t *testing.T) {
 // of the new ring, not only the latest few.
 func TestFollowRingRecreated(t *testing.T) {
 	dir := t.TempDir()
-	cfg := daemonConfig{addr: freePort(t)}
+	cfg := proctest.DaemonOptions{QueryAddr: proctest.FreePort(t)}
 	d := startDaemon(t, dir, cfg)
-	f := startFollower(t, "tail", "-f", "-n", "0", "-o", "json", "--addr", d.addr)
+	f := startFollower(t, "tail", "-f", "-n", "0", "-o", "json", "--addr", d.QueryAddr)
 	f.waitLive(t, d)
-	d.stop(t)
-	if err := os.Remove(d.ring); err != nil {
+	d.Stop(t)
+	if err := os.Remove(d.Ring); err != nil {
 		t.Fatal(err)
 	}
 	// The new ring fills while the follower cannot reach it.
-	d = startDaemon(t, dir, daemonConfig{noQuery: true})
+	d = proctest.StartDaemon(t, dir, proctest.DaemonOptions{}) // no query server
 	sendNumbered(t, d, 15)
-	d.stop(t)
+	d.Stop(t)
 	startDaemon(t, dir, cfg) // serves the follower; the test cleanup stops it
 	var recs []jsonRecord
 	for range 15 {
@@ -1084,11 +1085,12 @@ func TestFollowRingRecreated(t *testing.T) {
 // with exit status 1 at once, with or without --follow: reconnecting
 // cannot help.
 func TestTailOutputError(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), daemonConfig{})
-	d.send(t, "<13>x: one")
-	for _, args := range [][]string{{"tail"}, {"tail", "-f"}, {"tail", "--ring", d.ring}, {"tail", "-f", "--ring", d.ring}} {
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{})
+	d.Send(t, "<13>x: one")
+	logctlBin := proctest.Logctl(t)
+	for _, args := range [][]string{{"tail"}, {"tail", "-f"}, {"tail", "--ring", d.Ring}, {"tail", "-f", "--ring", d.Ring}} {
 		if !slices.Contains(args, "--ring") {
-			args = append(args, "--addr", d.addr)
+			args = append(args, "--addr", d.QueryAddr)
 		}
 		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"google.golang.org/protobuf/proto"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -99,10 +100,10 @@ func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
 	srv := httptest.NewServer(col)
 	defer srv.Close()
 	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50"}
-	d := startDaemon(t, t.TempDir(), daemonConfig{env: env})
-	d.send(t, "traced hello")
+	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{Env: env})
+	d.Send(t, "traced hello")
 
-	cmd := exec.Command(logctlBin, "tail", "-n", "1", "-o", "raw", "--addr", d.addr)
+	cmd := exec.Command(proctest.Logctl(t), "tail", "-n", "1", "-o", "raw", "--addr", d.QueryAddr)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -131,5 +132,5 @@ func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // the daemon's batch exporter runs on its own schedule
 	}
-	d.stop(t)
+	d.Stop(t)
 }

@@ -13,22 +13,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
-// childSendEnv, when set in the environment, makes the test binary act as a
-// client: it sends one datagram "child <pid>" to the socket path the
-// variable names and exits. Tests use it to get a sender in another process.
-const childSendEnv = "DGRAM_TEST_CHILD_SEND"
-
+// The test binary's child "send PATH" is a client in another process: it
+// sends one datagram "child <pid>" to the socket at PATH and exits.
 func TestMain(m *testing.M) {
-	if path := os.Getenv(childSendEnv); path != "" {
-		if err := childSend(path); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func([]string) error{
+		"send": func(args []string) error { return childSend(args[0]) },
+	})
 }
 
 func childSend(path string) error {
@@ -100,35 +94,6 @@ func receiveOne(t *testing.T, r *Receiver) *Msg {
 		t.Fatalf("Receive returned %d datagrams, want 1", len(msgs))
 	}
 	return &msgs[0]
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
-}
-
-// checkNoFDLeak records the open descriptor count now and fails the test if
-// it differs when the test ends (after cleanups registered later have run).
-func checkNoFDLeak(t *testing.T) {
-	t.Helper()
-	// Make sure the runtime's netpoller descriptors exist before counting.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Close()
-	pw.Close()
-	before := openFDs(t)
-	t.Cleanup(func() {
-		if after := openFDs(t); after != before {
-			t.Errorf("open descriptors: %d before, %d after; leaked %d", before, after, after-before)
-		}
-	})
 }
 
 // waitBlockedInReceive waits until some goroutine is parked in the

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 const allSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
@@ -58,7 +60,7 @@ func pattern(n int) []byte {
 // TestReceiveSealedMemfd follows journald's protocol for a large entry: an
 // empty datagram carrying one sealed memfd.
 func TestReceiveSealedMemfd(t *testing.T) {
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	conn, path := listenForTest(t, ListenOptions{})
 	r := newReceiverForTest(t, conn, ReceiverOptions{})
 	client := rawDial(t, path)
@@ -111,7 +113,7 @@ func TestReceiveSealedMemfd(t *testing.T) {
 }
 
 func TestReadSealedMemfdRejects(t *testing.T) {
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	conn, path := listenForTest(t, ListenOptions{})
 	r := newReceiverForTest(t, conn, ReceiverOptions{})
 	client := rawDial(t, path)
@@ -180,7 +182,7 @@ func TestReadSealedMemfdErrors(t *testing.T) {
 }
 
 func TestReceiveTooManyFDs(t *testing.T) {
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	conn, path := listenForTest(t, ListenOptions{})
 	client := rawDial(t, path)
 	fd := newMemfd(t, nil, 0)

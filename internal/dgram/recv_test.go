@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // self is what the kernel should report for datagrams this process sends.
@@ -115,8 +117,7 @@ func TestReceiveCredsOfChild(t *testing.T) {
 	conn, path := listenForTest(t, ListenOptions{})
 	r := newReceiverForTest(t, conn, ReceiverOptions{})
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childSendEnv+"="+path)
+	cmd := proctest.ChildCommand(t.Context(), "send", path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
@@ -138,10 +139,7 @@ func TestReceiveCredsOfChild(t *testing.T) {
 // TestReceiveFromLogger uses util-linux logger, a real client, run as
 // another user when we may, so that every credential differs from ours.
 func TestReceiveFromLogger(t *testing.T) {
-	loggerPath, err := exec.LookPath("logger")
-	if err != nil {
-		t.Skip("logger not installed")
-	}
+	loggerPath := proctest.NeedTool(t, "logger")
 	// A directory the other user may enter (t.TempDir's parent is 0700).
 	dir, err := os.MkdirTemp("", "dgram-logger")
 	if err != nil {

@@ -18,55 +18,52 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/record/recordtest"
 )
 
-// runChild is the test binary's life as a client process (see TestMain).
-func runChild(role, path string) error {
-	switch role {
-	case "gosyslog":
-		w, err := syslog.Dial("unixgram", path, syslog.LOG_WARNING|syslog.LOG_DAEMON, "gotag")
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-		if _, err := fmt.Fprint(w, "written at the writer's priority"); err != nil {
-			return err
-		}
-		if err := w.Err("an error\n"); err != nil {
-			return err
-		}
-		return w.Info("two\nlines")
-	case "flood":
-		// FLOOD_COUNT datagrams "flood I", with blocking sends: none is
-		// lost in the kernel, so every one reaches the rate limiter.
-		n, err := strconv.Atoi(os.Getenv("FLOOD_COUNT"))
-		if err != nil {
-			return fmt.Errorf("FLOOD_COUNT: %w", err)
-		}
-		c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for i := range n {
-			if _, err := c.Write([]byte("flood " + strconv.Itoa(i))); err != nil {
-				return err
-			}
-		}
-		return nil
+// goSyslogClient is the test binary's child "gosyslog": it logs to the
+// socket at path with Go's log/syslog.
+func goSyslogClient(path string) error {
+	w, err := syslog.Dial("unixgram", path, syslog.LOG_WARNING|syslog.LOG_DAEMON, "gotag")
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown role %q", role)
+	defer w.Close()
+	if _, err := fmt.Fprint(w, "written at the writer's priority"); err != nil {
+		return err
+	}
+	if err := w.Err("an error\n"); err != nil {
+		return err
+	}
+	return w.Info("two\nlines")
 }
 
-// runClient runs a client process to completion and returns its pid. It
-// skips the test when the program is not installed.
+// floodClient is the test binary's child "flood": it sends count
+// datagrams "flood I" to the socket at path, with blocking sends: none is
+// lost in the kernel, so every one reaches the rate limiter.
+func floodClient(path, count string) error {
+	n, err := strconv.Atoi(count)
+	if err != nil {
+		return fmt.Errorf("count: %w", err)
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := range n {
+		if _, err := c.Write([]byte("flood " + strconv.Itoa(i))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runClient runs a client process to completion and returns its pid.
 func runClient(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
-	if _, err := exec.LookPath(cmd.Path); err != nil {
-		t.Skipf("%s not installed: %v", cmd.Path, err)
-	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -78,11 +75,11 @@ func runClient(t *testing.T, cmd *exec.Cmd) int {
 	return cmd.Process.Pid
 }
 
-// clientCommand is exec.CommandContext bounded by waitTimeout.
-func clientCommand(t *testing.T, name string, args ...string) *exec.Cmd {
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+// clientContext bounds a client process by waitTimeout.
+func clientContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	t.Cleanup(cancel)
-	return exec.CommandContext(ctx, name, args...)
+	return ctx
 }
 
 // checkStamp checks that a client's own timestamp lies within two seconds
@@ -115,9 +112,7 @@ func checkHost(t *testing.T, got, want *record.Entry) {
 // checks each stored entry, including the trusted identity the kernel gave
 // (logger's own pid, our uid) against what logger wrote in the text.
 func TestIngestLogger(t *testing.T) {
-	if _, err := exec.LookPath("logger"); err != nil {
-		t.Skipf("logger not installed: %v", err)
-	}
+	logger := proctest.NeedTool(t, "logger")
 	h := startHarness(t, harnessOptions{})
 	// -d: datagrams only (without it logger would fall back to a stream
 	// connection, which this socket refuses); errors to stderr, which
@@ -178,7 +173,7 @@ func TestIngestLogger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := clientCommand(t, "logger", append(append([]string{}, base...), tt.args...)...)
+			cmd := exec.CommandContext(clientContext(t), logger, append(append([]string{}, base...), tt.args...)...)
 			uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 			if tt.as != nil {
 				if os.Getuid() != 0 {
@@ -243,9 +238,7 @@ func TestIngestLogger(t *testing.T) {
 // the stored message with exactly what Python meant to send, traceback
 // newlines included.
 func TestIngestPython(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skipf("python3 not installed: %v", err)
-	}
+	python := proctest.NeedTool(t, "python3")
 	h := startHarness(t, harnessOptions{})
 	const script = `
 import json, logging, logging.handlers, socket, sys
@@ -264,7 +257,7 @@ try:
 except KeyError:
     log.exception("lookup failed")
 `
-	cmd := clientCommand(t, "python3", "-c", script, h.path)
+	cmd := exec.CommandContext(clientContext(t), python, "-c", script, h.path)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	pid := uint32(runClient(t, cmd))
@@ -293,13 +286,7 @@ except KeyError:
 // test binary re-run as a client), so that the trusted PID is not ours.
 func TestIngestGoSyslog(t *testing.T) {
 	h := startHarness(t, harnessOptions{})
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := clientCommand(t, exe, "-test.run=^$")
-	// No GORACE exit delay in a -race child.
-	cmd.Env = append(os.Environ(), childEnv+"=gosyslog "+h.path, "GORACE=atexit_sleep_ms=0")
+	cmd := proctest.ChildCommand(clientContext(t), "gosyslog", h.path)
 	before := time.Now()
 	pid := uint32(runClient(t, cmd))
 	after := time.Now()

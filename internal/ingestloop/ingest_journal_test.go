@@ -7,12 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/record/recordtest"
 )
@@ -141,16 +141,6 @@ func firstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
-}
-
 // TestIngestHostileFDs passes descriptors that are not a sealed memfd, or
 // too many of them: each is refused, counted and closed in the daemon
 // (which here is this process), and ingest goes on.
@@ -159,7 +149,7 @@ func TestIngestHostileFDs(t *testing.T) {
 	sock := dialRaw(t, h.path)
 	send(t, sock, []byte("warm-up"))
 	h.next1(t)
-	before := openFDs(t)
+	before := proctest.OpenFDs(t)
 
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
@@ -227,7 +217,7 @@ func TestIngestHostileFDs(t *testing.T) {
 		t.Errorf("write to the pipe whose read end was passed = %v, want EPIPE (the daemon still holds the read end)", err)
 	}
 	unix.Close(pipe[1])
-	if after := openFDs(t); after != before {
+	if after := proctest.OpenFDs(t); after != before {
 		t.Errorf("open descriptors: %d before, %d after; the daemon leaked %d", before, after, after-before)
 	}
 

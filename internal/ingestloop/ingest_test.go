@@ -21,27 +21,21 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/collectord/collectord/internal/dgram"
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/record/recordtest"
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
-// childEnv, when set in the environment, makes the test binary act as a
-// client instead of running tests: "ROLE SOCKET-PATH". Tests use it to get
-// a sender in another process (with another PID) without building anything.
-const childEnv = "INGEST_TEST_CHILD"
-
+// The test binary's children are clients in another process (with another
+// PID), without building anything: "gosyslog SOCKET-PATH" and "flood
+// SOCKET-PATH COUNT" (see ingest_clients_test.go).
 func TestMain(m *testing.M) {
-	if v := os.Getenv(childEnv); v != "" {
-		role, path, _ := strings.Cut(v, " ")
-		if err := runChild(role, path); err != nil {
-			fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func([]string) error{
+		"gosyslog": func(args []string) error { return goSyslogClient(args[0]) },
+		"flood":    func(args []string) error { return floodClient(args[0], args[1]) },
+	})
 }
 
 // waitTimeout bounds every wait in these tests: for records, for Run to

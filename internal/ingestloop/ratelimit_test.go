@@ -6,11 +6,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/record"
 )
 
@@ -84,8 +84,7 @@ func TestRateLimitFlood(t *testing.T) {
 		calm     = 200
 	)
 	h := startHarness(t, harnessOptions{Ingest: Options{RateLimit: RateLimit{Burst: burst, Interval: interval}}})
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=flood "+h.path, "FLOOD_COUNT="+strconv.Itoa(flood))
+	child := proctest.ChildCommand(t.Context(), "flood", h.path, strconv.Itoa(flood))
 	var stderr bytes.Buffer
 	child.Stderr = &stderr
 	if err := child.Start(); err != nil {

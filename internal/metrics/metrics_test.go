@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/collectord/collectord/internal/ingestloop"
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -81,10 +82,7 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := proctest.NeedTool(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {

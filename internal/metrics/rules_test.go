@@ -8,15 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // TestAlertRules checks the shipped alerting rules and runs their unit
 // tests with Prometheus's own promtool.
 func TestAlertRules(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := proctest.NeedTool(t, "promtool")
 	dir := filepath.Join("..", "..", "deploy", "prometheus")
 	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
 		cmd := exec.Command(promtool, args...)
@@ -30,10 +29,7 @@ func TestAlertRules(t *testing.T) {
 // TestDashboardQueries checks that every query of the Grafana dashboard is
 // valid PromQL, by handing them to promtool as recording rules.
 func TestDashboardQueries(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := proctest.NeedTool(t, "promtool")
 	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "grafana", "collectord.json"))
 	if err != nil {
 		t.Fatal(err)

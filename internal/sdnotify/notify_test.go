@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // notifySocket is a stand-in for systemd's notification socket.
@@ -237,14 +239,14 @@ func TestStoreFDsKeepsSocketsNonBlocking(t *testing.T) {
 	}
 	defer ln.Close()
 	r, w := newPipe(t)
-	before := openFDs(t)
+	before := proctest.OpenFDs(t)
 	if err := New().StoreFDs("query", ln.(*net.TCPListener), w); err != nil {
 		t.Fatalf("StoreFDs: %v", err)
 	}
 	got, fds := s.recv()
 	// The receiver is this process: exactly the two received descriptors
 	// are new; StoreFDs closed its duplicates.
-	if after := openFDs(t); after != before+len(fds) {
+	if after := proctest.OpenFDs(t); after != before+len(fds) {
 		t.Errorf("open descriptors: %d before, %d after receiving %d: StoreFDs leaked %d",
 			before, after, len(fds), after-before-len(fds))
 	}
@@ -274,16 +276,6 @@ func TestStoreFDsKeepsSocketsNonBlocking(t *testing.T) {
 	if err := New().StoreFDs("query"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("StoreFDs without descriptors: err = %v, want ErrInvalid", err)
 	}
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
 }
 
 // intFD returns the descriptor behind f without os.File.Fd.
@@ -403,10 +395,7 @@ func TestNewReadsEnvironmentOnce(t *testing.T) {
 // TestMatchesSystemdNotify compares our payloads with those of systemd's
 // own client, when it is installed.
 func TestMatchesSystemdNotify(t *testing.T) {
-	bin, err := exec.LookPath("systemd-notify")
-	if err != nil {
-		t.Skip("systemd-notify not installed")
-	}
+	bin := proctest.NeedTool(t, "systemd-notify")
 	s := listenNotifyPath(t)
 	n := New()
 	for _, tc := range []struct {

@@ -16,21 +16,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
-// roleEnv, when set, makes the test binary act as the new process of an
-// upgrade started by a test; its value picks the behaviour (see runChild).
-const roleEnv = "UPGRADE_TEST_ROLE"
-
+// The test binary's child "new-process ROLE" is the new process of an
+// upgrade started by a test; ROLE picks the behaviour (see runChild).
 func TestMain(m *testing.M) {
-	if role, ok := os.LookupEnv(roleEnv); ok {
-		if err := runChild(role); err != nil {
-			fmt.Fprintf(os.Stderr, "upgrade test child %q: %v\n", role, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func([]string) error{
+		"new-process": func(args []string) error { return runChild(args[0]) },
+	})
 }
 
 // runChild is the new process. Roles:

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/collectord/collectord/internal/proctest"
 )
 
 // oldProcess is the test playing the old daemon: a bound datagram socket,
@@ -114,38 +116,14 @@ func (p *oldProcess) checkNonBlocking() {
 // aborted when the test ends.
 func startForTest(t *testing.T, role string, files []NamedFile) *Child {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), roleEnv+"="+role)
-	c, err := Start(exe, []string{exe, "-test.run=^$"}, env, files)
+	// Start runs the command's path with its arguments and environment.
+	child := proctest.ChildCommand(context.Background(), "new-process", role)
+	c, err := Start(child.Path, child.Args, child.Env, files)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(c.Abort)
 	return c
-}
-
-// checkNoFDLeak fails the test if this process has a different number of
-// open descriptors when the test ends (after later cleanups ran) than now.
-func checkNoFDLeak(t *testing.T) {
-	t.Helper()
-	before := openFDs(t)
-	t.Cleanup(func() {
-		if after := openFDs(t); after != before {
-			t.Errorf("open descriptors: %d before, %d after; leaked %d", before, after, after-before)
-		}
-	})
-}
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
 }
 
 func ctxForTest(t *testing.T) context.Context {
@@ -186,7 +164,7 @@ func TestHandoverKeepsSocketsAndLosesNothing(t *testing.T) {
 		}
 	}
 
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	c := startForTest(t, "serve", old.files())
 	reaped := false
 	t.Cleanup(func() {
@@ -310,7 +288,7 @@ func TestChildExitsAfterReady(t *testing.T) {
 
 func TestChildFailsBeforeReady(t *testing.T) {
 	old := newOldProcess(t)
-	checkNoFDLeak(t)
+	proctest.CheckNoFDLeak(t)
 	c := startForTest(t, "fail-ready", old.files())
 	err := c.WaitReady(ctxForTest(t))
 	var fe *FailedError
@@ -415,11 +393,8 @@ func TestAbortStopsWaitReady(t *testing.T) {
 func TestStartRejectsBadFiles(t *testing.T) {
 	old := newOldProcess(t)
 	closed := closedConn(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoFDLeak(t)
+	child := proctest.ChildCommand(context.Background(), "new-process", "exit")
+	proctest.CheckNoFDLeak(t)
 	for name, files := range map[string][]NamedFile{
 		"empty name":     {{Name: "", File: old.dgram}},
 		"colon":          {{Name: "a:b", File: old.dgram}},
@@ -430,11 +405,11 @@ func TestStartRejectsBadFiles(t *testing.T) {
 		"too long":       {{Name: strings.Repeat("n", 256), File: old.dgram}},
 		"no such binary": nil,
 	} {
-		bin := exe
+		bin := child.Path
 		if files == nil {
 			bin = filepath.Join(t.TempDir(), "missing")
 		}
-		c, err := Start(bin, nil, []string{roleEnv + "=exit"}, files)
+		c, err := Start(bin, child.Args, child.Env, files)
 		if err == nil {
 			c.Abort()
 			t.Errorf("%s: Start succeeded", name)

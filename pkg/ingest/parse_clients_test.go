@@ -19,6 +19,7 @@ import (
 
 	"github.com/collectord/collectord/pkg/ingest/ingesttest"
 
+	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/record/recordtest"
 )
@@ -52,15 +53,13 @@ func recvClientDatagram(t *testing.T, conn *net.UnixConn) []byte {
 }
 
 // runClientProgram runs a client program that sends to the socket and returns its
-// pid; it skips the test when the program is not installed.
+// pid; without the program the test is skipped (see proctest.NeedTool).
 func runClientProgram(t *testing.T, name string, args ...string) int {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed: %v", name, err)
-	}
+	path := proctest.NeedTool(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, path, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
