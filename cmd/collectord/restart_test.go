@@ -207,12 +207,32 @@ func (g *generations) current() int { return g.pids[len(g.pids)-1] }
 // with status 0. It returns the new pid.
 func (g *generations) upgrade(t *testing.T) int {
 	t.Helper()
-	old := g.current()
-	readyBefore := len(logEvents(g.d.Logs.String(), "collectord ready"))
-	failedBefore := len(logEvents(g.d.Logs.String(), "upgrade failed; still serving"))
-	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
-		t.Fatalf("SIGHUP %d: %v", old, err)
+	return g.awaitUpgrade(t, g.startUpgrade(t))
+}
+
+// pendingUpgrade is an upgrade startUpgrade started.
+type pendingUpgrade struct {
+	old, readyBefore, failedBefore int
+}
+
+// startUpgrade sends SIGHUP to the serving process; awaitUpgrade waits
+// for the upgrade, as upgrade does.
+func (g *generations) startUpgrade(t *testing.T) pendingUpgrade {
+	t.Helper()
+	u := pendingUpgrade{
+		old:          g.current(),
+		readyBefore:  len(logEvents(g.d.Logs.String(), "collectord ready")),
+		failedBefore: len(logEvents(g.d.Logs.String(), "upgrade failed; still serving")),
 	}
+	if err := syscall.Kill(u.old, syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP %d: %v", u.old, err)
+	}
+	return u
+}
+
+func (g *generations) awaitUpgrade(t *testing.T, u pendingUpgrade) int {
+	t.Helper()
+	old, readyBefore, failedBefore := u.old, u.readyBefore, u.failedBefore
 	logs := g.d.Logs.WaitFor(t, fmt.Sprintf("the upgrade of %d", old), func(s string) bool {
 		return len(logEvents(s, "collectord ready")) > readyBefore ||
 			len(logEvents(s, "upgrade failed; still serving")) > failedBefore

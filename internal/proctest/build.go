@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,16 +43,17 @@ type build struct {
 }
 
 // Binary builds the main package importPath (of this module, or any the
-// go command can build from the test's directory) the first time a test
-// asks for it, and returns the binary's path; later calls, from any test,
-// return the same binary. It is built with -race exactly when the test
-// binary is (Race). A failed build fails every test that asks for it.
+// go command can build from the test's directory) with the build tags
+// given, the first time a test asks for that package and those tags, and
+// returns the binary's path; later calls, from any test, return the same
+// binary. It is built with -race exactly when the test binary is (Race).
+// A failed build fails every test that asks for it.
 //
 // A first build takes seconds: call it before starting anything timed,
 // such as a deadline or a load the daemon must keep up with. The directory
 // holding the builds may be entered by every user (tests run binaries as
 // other users), and Main removes it after the tests.
-func Binary(t testing.TB, importPath string) string {
+func Binary(t testing.TB, importPath string, tags ...string) string {
 	t.Helper()
 	if !mainRan.Load() {
 		t.Fatal("proctest.Binary: the package's TestMain must call proctest.Main, which removes the builds")
@@ -60,40 +62,48 @@ func Binary(t testing.TB, importPath string) string {
 	if builds.bins == nil {
 		builds.bins = map[string]*build{}
 	}
-	b := builds.bins[importPath]
+	key := importPath + " " + strings.Join(tags, ",")
+	b := builds.bins[key]
 	if b == nil {
 		b = new(build)
-		builds.bins[importPath] = b
+		builds.bins[key] = b
 	}
 	builds.mu.Unlock()
 	var took time.Duration // set by the call that builds
 	b.once.Do(func() {
 		start := time.Now()
-		b.path, b.err = goBuild(importPath)
+		b.path, b.err = goBuild(importPath, tags)
 		took = time.Since(start)
 	})
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
 	if took > 0 {
-		t.Logf("proctest: built %s (race detector: %v) in %v", importPath, Race, took.Round(time.Millisecond))
+		t.Logf("proctest: built %s (race detector: %v, tags %q) in %v", importPath, Race, tags, took.Round(time.Millisecond))
 	}
 	return b.path
 }
 
-// goBuild runs go build for importPath into the builds directory.
-func goBuild(importPath string) (string, error) {
+// goBuild runs go build for importPath with tags into the builds directory.
+func goBuild(importPath string, tags []string) (string, error) {
 	dir, err := buildDir()
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, path.Base(importPath))
+	name := path.Base(importPath)
+	if len(tags) > 0 {
+		name += "-" + strings.Join(tags, "-")
+	}
+	out := filepath.Join(dir, name)
 	if _, err := os.Stat(out); err == nil {
 		return "", fmt.Errorf("build %s: another package already built %s", importPath, out)
 	}
 	args := []string{"build", "-o", out}
 	if Race {
 		args = append(args, "-race")
+	}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	cmd := exec.Command("go", append(args, importPath)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -22,6 +22,9 @@ const StopTimeout = 10 * time.Second
 // DaemonOptions say how StartDaemon runs collectord. The zero value runs
 // it with a 1MiB ring, no query server and no metrics server.
 type DaemonOptions struct {
+	// Binary is the collectord binary to run; default Collectord(t).
+	// Tests that need a special build get it from Binary.
+	Binary string
 	// Ring is the ring file's path; default "ring" in the daemon's
 	// directory.
 	Ring string
@@ -72,7 +75,10 @@ type readyLine struct {
 // for. The test's cleanup kills it if the test did not stop it.
 func StartDaemon(t testing.TB, dir string, o DaemonOptions) *Daemon {
 	t.Helper()
-	bin := Collectord(t)
+	bin := o.Binary
+	if bin == "" {
+		bin = Collectord(t)
+	}
 	d := &Daemon{
 		Socket: filepath.Join(dir, "c.sock"),
 		Ring:   cmp.Or(o.Ring, filepath.Join(dir, "ring")),
