@@ -3,7 +3,6 @@
 package query
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -31,9 +30,7 @@ func (c *conn) lost(lost, next uint64) error {
 	c.sendBatch()
 	c.s.stats.lost.Add(lost)
 	c.recordsLost += lost
-	var body [lostBodySize]byte
-	binary.LittleEndian.PutUint64(body[:], lost)
-	binary.LittleEndian.PutUint64(body[8:], next)
+	body := lostBody(lost, next)
 	return c.writeFrame(FrameLost, body[:])
 }
 
@@ -68,9 +65,7 @@ func (c *conn) sendBatch() error {
 
 // writeFrame writes a frame to the buffered writer.
 func (c *conn) writeFrame(t FrameType, body []byte) error {
-	var hdr [frameHeaderSize]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(body)+1))
-	hdr[4] = byte(t)
+	hdr := frameHeader(t, len(body))
 	if err := c.write(hdr[:]); err != nil {
 		return err
 	}
