@@ -207,7 +207,7 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 		c.mu.Unlock()
 	}()
 	req := &pq.req
-	k := kindOf(req)
+	k := KindOf(req)
 	span := c.startQuerySpan(req)
 	defer span.finish(c)
 	if pq.err != nil {

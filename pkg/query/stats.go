@@ -46,11 +46,11 @@ type counters struct {
 	connsOpen     atomic.Int64
 	connsTotal    atomic.Uint64
 	connsRejected atomic.Uint64
-	requests      [numKinds][numOutcomes]atomic.Uint64
+	requests      [NumKinds][numOutcomes]atomic.Uint64
 	followers     atomic.Int64
 	sent          atomic.Uint64
 	lost          atomic.Uint64
-	durations     [numKinds]durationHistogram
+	durations     [NumKinds]durationHistogram
 	authFailures  [2]atomic.Uint64 // by authTLS, authToken
 }
 
@@ -103,25 +103,6 @@ func (h *durationHistogram) snapshot() DurationStats {
 	return s
 }
 
-type kind int
-
-const (
-	kindLatest kind = iota
-	kindAfter
-	kindFollow
-	numKinds
-)
-
-func kindOf(q *Request) kind {
-	switch {
-	case q.Follow:
-		return kindFollow
-	case q.After != nil:
-		return kindAfter
-	}
-	return kindLatest
-}
-
 type outcome int
 
 const (
@@ -136,7 +117,7 @@ const (
 // allocate; it is safe to call at any time from any goroutine.
 func (s *Server) Stats() ServerStats {
 	c := &s.stats
-	req := func(k kind) RequestStats {
+	req := func(k Kind) RequestStats {
 		return RequestStats{
 			OK:         c.requests[k][outcomeOK].Load(),
 			BadRequest: c.requests[k][outcomeBadRequest].Load(),
@@ -148,11 +129,11 @@ func (s *Server) Stats() ServerStats {
 		ConnsOpen:       c.connsOpen.Load(),
 		ConnsTotal:      c.connsTotal.Load(),
 		ConnsRejected:   c.connsRejected.Load(),
-		Latest:          req(kindLatest),
-		After:           req(kindAfter),
-		Follow:          req(kindFollow),
-		LatestDuration:  c.durations[kindLatest].snapshot(),
-		AfterDuration:   c.durations[kindAfter].snapshot(),
+		Latest:          req(KindLatest),
+		After:           req(KindAfter),
+		Follow:          req(KindFollow),
+		LatestDuration:  c.durations[KindLatest].snapshot(),
+		AfterDuration:   c.durations[KindAfter].snapshot(),
 		FollowersActive: c.followers.Load(),
 		RecordsSent:     c.sent.Load(),
 		RecordsLost:     c.lost.Load(),
