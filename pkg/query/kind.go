@@ -14,7 +14,7 @@ const (
 	KindFollow             // Follow: then every record as it is published
 )
 
-// NumKinds bounds Kind values: the Server's counters are indexed by them.
+// NumKinds bounds Kind values: ServerStats arrays are indexed by them.
 const NumKinds = int(KindFollow) + 1
 
 // KindOf returns the kind of query req asks for.

@@ -21,13 +21,13 @@ type ServerStats struct {
 	ConnsTotal    uint64 // connections served since NewServer
 	ConnsRejected uint64 // connections answered X busy (or closed when too many were)
 
-	Latest RequestStats // queries without after or follow
-	After  RequestStats // queries with after, without follow
-	Follow RequestStats // queries with follow
+	// Requests counts the queries of each Kind, by how they ended.
+	Requests [NumKinds]RequestStats
 
-	// Durations of the latest and after queries that ended with E, from
-	// the start of the response to its last frame; follows are not timed.
-	LatestDuration, AfterDuration DurationStats
+	// Durations are those of the queries of each Kind that ended with E,
+	// from the start of the response to its last frame. Follows are not
+	// timed: Durations[KindFollow] stays zero.
+	Durations [NumKinds]DurationStats
 
 	FollowersActive int64  // follows running now
 	RecordsSent     uint64 // records sent in B frames
@@ -117,23 +117,10 @@ const (
 // allocate; it is safe to call at any time from any goroutine.
 func (s *Server) Stats() ServerStats {
 	c := &s.stats
-	req := func(k Kind) RequestStats {
-		return RequestStats{
-			OK:         c.requests[k][outcomeOK].Load(),
-			BadRequest: c.requests[k][outcomeBadRequest].Load(),
-			Limit:      c.requests[k][outcomeLimit].Load(),
-			Failed:     c.requests[k][outcomeFailed].Load(),
-		}
-	}
-	return ServerStats{
+	st := ServerStats{
 		ConnsOpen:       c.connsOpen.Load(),
 		ConnsTotal:      c.connsTotal.Load(),
 		ConnsRejected:   c.connsRejected.Load(),
-		Latest:          req(KindLatest),
-		After:           req(KindAfter),
-		Follow:          req(KindFollow),
-		LatestDuration:  c.durations[KindLatest].snapshot(),
-		AfterDuration:   c.durations[KindAfter].snapshot(),
 		FollowersActive: c.followers.Load(),
 		RecordsSent:     c.sent.Load(),
 		RecordsLost:     c.lost.Load(),
@@ -141,4 +128,15 @@ func (s *Server) Stats() ServerStats {
 		AuthFailuresTLS:   c.authFailures[authTLS].Load(),
 		AuthFailuresToken: c.authFailures[authToken].Load(),
 	}
+	for k := range NumKinds {
+		req := &c.requests[k]
+		st.Requests[k] = RequestStats{
+			OK:         req[outcomeOK].Load(),
+			BadRequest: req[outcomeBadRequest].Load(),
+			Limit:      req[outcomeLimit].Load(),
+			Failed:     req[outcomeFailed].Load(),
+		}
+		st.Durations[k] = c.durations[k].snapshot()
+	}
+	return st
 }
