@@ -7,14 +7,6 @@ import (
 	"time"
 )
 
-// RequestStats counts the queries of one kind by how they ended.
-type RequestStats struct {
-	OK         uint64 // ended with E (done, cancelled or shutdown)
-	BadRequest uint64 // answered X bad_request
-	Limit      uint64 // answered X limit
-	Failed     uint64 // the connection or the ring failed mid-response
-}
-
 // ServerStats is a snapshot of a Server's counters, for metrics.
 type ServerStats struct {
 	ConnsOpen     int64  // connections being served
@@ -41,24 +33,13 @@ type ServerStats struct {
 	AuthFailuresTLS, AuthFailuresToken uint64
 }
 
-// counters are the Server's live statistics.
-type counters struct {
-	connsOpen     atomic.Int64
-	connsTotal    atomic.Uint64
-	connsRejected atomic.Uint64
-	requests      [NumKinds][numOutcomes]atomic.Uint64
-	followers     atomic.Int64
-	sent          atomic.Uint64
-	lost          atomic.Uint64
-	durations     [NumKinds]durationHistogram
-	authFailures  [2]atomic.Uint64 // by authTLS, authToken
+// RequestStats counts the queries of one kind by how they ended.
+type RequestStats struct {
+	OK         uint64 // ended with E (done, cancelled or shutdown)
+	BadRequest uint64 // answered X bad_request
+	Limit      uint64 // answered X limit
+	Failed     uint64 // the connection or the ring failed mid-response
 }
-
-// Kinds of authentication failure.
-const (
-	authTLS = iota
-	authToken
-)
 
 // DurationBuckets are the upper bounds, in seconds, of the request
 // duration histogram in ServerStats.
@@ -71,47 +52,6 @@ type DurationStats struct {
 	Count  uint64
 	Sum    float64 // seconds
 }
-
-// durationHistogram records durations without locks or allocation.
-type durationHistogram struct {
-	buckets [len(DurationBuckets)]atomic.Uint64 // not cumulative
-	count   atomic.Uint64
-	sumNs   atomic.Int64
-}
-
-func (h *durationHistogram) observe(d time.Duration) {
-	sec := d.Seconds()
-	for i, ub := range DurationBuckets {
-		if sec <= ub {
-			h.buckets[i].Add(1)
-			break
-		}
-	}
-	h.sumNs.Add(int64(d))
-	h.count.Add(1)
-}
-
-func (h *durationHistogram) snapshot() DurationStats {
-	var s DurationStats
-	var cum uint64
-	for i := range h.buckets {
-		cum += h.buckets[i].Load()
-		s.Counts[i] = cum
-	}
-	s.Count = h.count.Load()
-	s.Sum = time.Duration(h.sumNs.Load()).Seconds()
-	return s
-}
-
-type outcome int
-
-const (
-	outcomeOK outcome = iota
-	outcomeBadRequest
-	outcomeLimit
-	outcomeFailed
-	numOutcomes
-)
 
 // Stats returns the server's counters. It takes no lock and does not
 // allocate; it is safe to call at any time from any goroutine.
@@ -139,4 +79,68 @@ func (s *Server) Stats() ServerStats {
 		st.Durations[k] = c.durations[k].snapshot()
 	}
 	return st
+}
+
+// counters are the Server's live statistics: the connections' goroutines
+// add to them and Stats reads them, all without a lock.
+type counters struct {
+	connsOpen     atomic.Int64
+	connsTotal    atomic.Uint64
+	connsRejected atomic.Uint64
+	requests      [NumKinds][numOutcomes]atomic.Uint64
+	followers     atomic.Int64
+	sent          atomic.Uint64
+	lost          atomic.Uint64
+	durations     [NumKinds]durationHistogram
+	authFailures  [2]atomic.Uint64 // by authTLS, authToken
+}
+
+// outcome is how a query ended: which RequestStats field counts it.
+type outcome int
+
+const (
+	outcomeOK outcome = iota
+	outcomeBadRequest
+	outcomeLimit
+	outcomeFailed
+	numOutcomes
+)
+
+// Kinds of authentication failure.
+const (
+	authTLS = iota
+	authToken
+)
+
+// durationHistogram records durations without locks or allocation.
+type durationHistogram struct {
+	buckets [len(DurationBuckets)]atomic.Uint64 // not cumulative
+	count   atomic.Uint64
+	sumNs   atomic.Int64
+}
+
+// observe counts one request that took d.
+func (h *durationHistogram) observe(d time.Duration) {
+	sec := d.Seconds()
+	for i, ub := range DurationBuckets {
+		if sec <= ub {
+			h.buckets[i].Add(1)
+			break
+		}
+	}
+	h.sumNs.Add(int64(d))
+	h.count.Add(1)
+}
+
+// snapshot returns the histogram so far, its buckets made cumulative.
+func (h *durationHistogram) snapshot() DurationStats {
+	var s DurationStats
+	var cum uint64
+	for i := range h.buckets {
+		cum += h.buckets[i].Load()
+		s.Counts[i] = cum
+	}
+	s.Count = h.count.Load()
+	s.Sum = time.Duration(h.sumNs.Load()).Seconds()
+	return s
 }

@@ -7,7 +7,15 @@ import (
 	"time"
 )
 
-// The Handler functions below run in serve's goroutine, inside Run.
+// A connection writes a response through two buffers: the batch, the B
+// frame being built (about batchTarget bytes, more only for one larger
+// record), and bw, which holds frames until a flush sends them. Writes
+// that reach the socket run under the write deadline; the first failure
+// (werr) breaks the connection, and every write after it fails at once.
+// All of this belongs to serve's goroutine.
+//
+// record, lost, flush and ping are the connection's Handler (newConn binds
+// them): Run calls them while it answers a query.
 
 // record adds a record to the batch, sending the batch first if the record
 // would take it past batchTarget.
