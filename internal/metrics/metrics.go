@@ -195,13 +195,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descConnsRejected, float64(s.ConnsRejected))
 		counter(descAuthFailures, float64(s.AuthFailuresTLS), "tls")
 		counter(descAuthFailures, float64(s.AuthFailuresToken), "token")
-		for kind, rs := range map[string]query.RequestStats{"latest": s.Latest, "after": s.After, "follow": s.Follow} {
+		for i := range query.NumKinds {
+			k := query.Kind(i)
+			kind := k.String()
+			rs := s.Requests[k]
 			counter(descRequests, float64(rs.OK), kind, "ok")
 			counter(descRequests, float64(rs.BadRequest), kind, "bad_request")
 			counter(descRequests, float64(rs.Limit), kind, "limit")
 			counter(descRequests, float64(rs.Failed), kind, "failed")
-		}
-		for kind, d := range map[string]query.DurationStats{"latest": s.LatestDuration, "after": s.AfterDuration} {
+			if k == query.KindFollow {
+				continue // follows are not timed
+			}
+			d := s.Durations[k]
 			buckets := make(map[float64]uint64, len(d.Counts))
 			for i, ub := range query.DurationBuckets {
 				buckets[ub] = d.Counts[i]

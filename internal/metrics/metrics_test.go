@@ -30,10 +30,11 @@ func testSources() Sources {
 		},
 		Query: func() query.ServerStats {
 			s := query.ServerStats{ConnsOpen: 2, ConnsTotal: 9, RecordsSent: 300, AuthFailuresTLS: 4, AuthFailuresToken: 6}
-			s.Latest.OK = 5
-			s.LatestDuration.Count, s.LatestDuration.Sum = 5, 0.01
-			for i := range s.LatestDuration.Counts {
-				s.LatestDuration.Counts[i] = 5
+			s.Requests[query.KindLatest].OK = 5
+			d := &s.Durations[query.KindLatest]
+			d.Count, d.Sum = 5, 0.01
+			for i := range d.Counts {
+				d.Counts[i] = 5
 			}
 			return s
 		},

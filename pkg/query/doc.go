@@ -1,15 +1,18 @@
 // Package query answers questions about a collectord ring: the latest N
-// records, the records after a cursor, and a live follow, each filtered. It
-// holds the three pieces that must agree on what a query means:
+// records, the records after a cursor, and a live follow, each filtered.
+// These are the three kinds of query (Kind, KindOf: latest, after and
+// follow); the server counts queries by kind (ServerStats), and spans and
+// metrics name it with Kind.String. The package holds the three pieces
+// that must agree on what a query means:
 //
 //   - Run, the engine: it reads a shmring.Reader directly. The Server runs
 //     it for each query, and logctl tail --ring runs it on a ring file it
 //     maps itself, so both produce the same records.
 //   - Server, which serves a ring over TCP with protocol version 1
 //     (docs/PROTOCOL.md), and Client (Dial, Query), which speaks it.
-//   - The protocol codec (FrameReader, AppendFrame, ParseBatch, ParseLost,
-//     the JSON messages), exported so that other Go programs can talk to
-//     collectord without the Client.
+//   - The protocol codec (FrameReader, AppendFrame, ParseBatch,
+//     AppendLost, ParseLost, the JSON messages), exported so that other Go
+//     programs can talk to collectord without the Client.
 //
 // # Guarantees
 //
@@ -29,10 +32,10 @@
 //   - Bounded memory: a query holds one record at a time and Run does not
 //     allocate per record. A "latest N" query scans the ring backwards to
 //     find where its N records start instead of buffering them. A server
-//     connection holds a batch buffer of at most about 64 KiB (more only
-//     while one larger record is in it), a 16 KiB write buffer, a frame of
-//     at most 64 KiB from the client, and a copy of the largest record its
-//     cursor has read.
+//     connection holds a batch buffer of about 64 KiB (a larger record
+//     grows it, to at most 256 KiB once that record is sent), a 16 KiB
+//     write buffer, a frame of at most 64 KiB from the client, and a copy
+//     of the largest record its cursor has read.
 //   - Isolation: the ring's writer never waits for readers. A client that
 //     reads slowly blocks only its own connection (for at most the write
 //     timeout per frame), falls behind in the ring, and is told what it
@@ -61,8 +64,24 @@
 // A Handler's functions are called from one goroutine; the Record they get
 // aliases a buffer owned by the caller (the ring cursor, the batch being
 // decoded) and is valid only during the call. A compiled Filter may be
-// shared read-only. A Server and a Client are safe for concurrent use; a
-// Client runs one query at a time. A FrameReader belongs to one goroutine.
+// shared read-only.
+//
+// A Server is safe for concurrent use: Serve may run on several listeners
+// at once, and Stats and Shutdown may be called from any goroutine. Stats
+// returns a copy, taken without a lock or an allocation: each counter is
+// read atomically, not all of them at one instant. Each connection is
+// served by two goroutines the Server owns, one reading the client's
+// frames and one answering its queries; Shutdown waits for both.
+//
+// A Client is safe for concurrent use and runs one query at a time:
+// concurrent Query calls wait for each other, and Close may be called at
+// any time. The values Query and the Decode functions return are the
+// caller's and alias nothing.
+//
+// A FrameReader belongs to one goroutine; the body Next returns aliases
+// its buffer and is valid until the next call. A Batch's records alias the
+// body given to ParseBatch. AppendFrame and AppendLost append to the
+// caller's slice and keep nothing.
 //
 // # Limits
 //
@@ -88,18 +107,36 @@
 //     It ends when the response's last frame is written: for a follow,
 //     when the follow ends.
 //
-// Spans carry collectord.query.kind (latest, after or follow), .id, .n,
-// .after and .filter (the filter as JSON, cut to 512 bytes) from the
-// request; at the end .records_sent (server) or .records_received
-// (client), .records_lost, and either .end_reason and .cursor from the E
-// frame, or an error status with .error_code from the X frame (or the
-// connection's failure). The server adds client.address, client.port and
-// collectord.query.client (the hello's client name), the client
-// server.address and server.port. A response cut short by a cancel ends
-// with reason cancelled and is not an error.
+// Spans carry collectord.query.kind (the request's Kind: latest, after or
+// follow), .id, .n, .after and .filter (the filter as JSON, cut to 512
+// bytes) from the request; at the end .records_sent (server) or
+// .records_received (client), .records_lost, and either .end_reason and
+// .cursor from the E frame, or an error status with .error_code from the
+// X frame (or the connection's failure). The server adds client.address,
+// client.port and collectord.query.client (the hello's client name), the
+// client server.address and server.port. A response cut short by a cancel
+// ends with reason cancelled and is not an error.
 //
 // Tracing costs one span per query, never work per record. Off, it costs
 // nothing: no span, no allocation, no attribute is built. The client then
 // still forwards the span already in its context, if any, so that a
 // traced server joins the caller's trace.
 package query
+
+// Where the code is, for those who work on it:
+//
+//   - kind.go: Kind, what a request asks for.
+//   - messages.go: the JSON bodies (Hello, Request, End, Error).
+//   - protocol.go: the binary framing: frame headers, B and L bodies.
+//   - filter.go, trace_filter.go: Filter, compiled once, matched per record.
+//   - handler.go, engine.go: Handler and Run, a query against a ring.
+//   - client.go: Dial and Client.Query.
+//   - server.go: Options, the Server's lifecycle, accepting and refusing
+//     connections.
+//   - conn.go: one connection: its reader goroutine, its queries served one
+//     at a time, its closing.
+//   - handshake.go: what a connection passes before its first query: the
+//     TLS handshake, the hello and the token.
+//   - write.go: the frames a connection writes, batched and buffered.
+//   - stats.go: ServerStats and the counters behind it.
+//   - trace.go, trace_client.go, trace_server.go: the spans (see Tracing).

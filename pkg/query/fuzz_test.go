@@ -73,7 +73,7 @@ func FuzzDecodeFrame(f *testing.F) {
 }
 
 // FuzzDecodeBatch parses B frame bodies. A body that parses must re-encode
-// exactly, with strictly increasing sequence numbers.
+// exactly, header included, with strictly increasing sequence numbers.
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(sampleBatch())
 	f.Add([]byte{0, 0, 0, 0})
@@ -102,8 +102,8 @@ func FuzzDecodeBatch(f *testing.F) {
 		if n != 0 || b.Len() != 0 {
 			t.Fatalf("Len was off by %d", n)
 		}
-		if again := w.frame()[frameHeaderSize:]; !bytes.Equal(again, body) {
-			t.Fatalf("re-encoded %x, want %x", again, body)
+		if again, want := w.frame(), AppendFrame(nil, FrameBatch, body); !bytes.Equal(again, want) {
+			t.Fatalf("re-encoded %x, want %x", again, want)
 		}
 	})
 }

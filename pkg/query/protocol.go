@@ -64,9 +64,19 @@ func protocolErrorf(format string, args ...any) error {
 // AppendFrame appends one frame (length, type, body) to dst and returns the
 // extended slice. It does not check the body's size against a limit.
 func AppendFrame(dst []byte, t FrameType, body []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)+1))
-	dst = append(dst, byte(t))
+	hdr := frameHeader(t, len(body))
+	dst = append(dst, hdr[:]...)
 	return append(dst, body...)
+}
+
+// frameHeader encodes the header of a frame of type t whose body is
+// bodyLen bytes long: the u32 length, which counts the type byte, then the
+// type. Every frame this package writes gets its header here.
+func frameHeader(t FrameType, bodyLen int) [frameHeaderSize]byte {
+	var hdr [frameHeaderSize]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(bodyLen+1))
+	hdr[4] = byte(t)
+	return hdr
 }
 
 // FrameReader reads frames from a byte stream. It is used by one goroutine.
@@ -254,9 +264,9 @@ func (b *batchWriter) frame() []byte {
 	if len(b.buf) == 0 {
 		b.reset()
 	}
-	binary.LittleEndian.PutUint32(b.buf, uint32(len(b.buf)-4))
-	b.buf[4] = byte(FrameBatch)
-	binary.LittleEndian.PutUint32(b.buf[5:], b.n)
+	hdr := frameHeader(FrameBatch, len(b.buf)-frameHeaderSize)
+	copy(b.buf, hdr[:])
+	binary.LittleEndian.PutUint32(b.buf[frameHeaderSize:], b.n)
 	return b.buf
 }
 
@@ -265,8 +275,17 @@ const lostBodySize = 16
 
 // AppendLost appends the body of an L frame to dst.
 func AppendLost(dst []byte, lost, next uint64) []byte {
-	dst = binary.LittleEndian.AppendUint64(dst, lost)
-	return binary.LittleEndian.AppendUint64(dst, next)
+	body := lostBody(lost, next)
+	return append(dst, body[:]...)
+}
+
+// lostBody encodes the body of an L frame: how many records were lost,
+// then the sequence number the stream continues from.
+func lostBody(lost, next uint64) [lostBodySize]byte {
+	var body [lostBodySize]byte
+	binary.LittleEndian.PutUint64(body[:], lost)
+	binary.LittleEndian.PutUint64(body[8:], next)
+	return body
 }
 
 // ParseLost parses the body of an L frame: how many records were lost and

@@ -69,7 +69,7 @@ func TestLatest(t *testing.T) {
 			queries++
 		}
 	}
-	if st := srv.Stats(); st.Latest.OK != uint64(queries) || st.ConnsOpen != 1 || st.ConnsTotal != 1 {
+	if st := srv.Stats(); st.Requests[KindLatest].OK != uint64(queries) || st.ConnsOpen != 1 || st.ConnsTotal != 1 {
 		t.Fatalf("stats %+v after %d queries on one connection", st, queries)
 	}
 }
@@ -171,7 +171,7 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("after the follow: %v %+v", got, end)
 	}
 	st := srv.Stats()
-	if st.Follow.OK != 1 || st.Latest.OK != 1 || st.FollowersActive != 0 {
+	if st.Requests[KindFollow].OK != 1 || st.Requests[KindLatest].OK != 1 || st.FollowersActive != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -461,7 +461,8 @@ func TestBadRequestKeepsConnection(t *testing.T) {
 		t.Fatalf("got %s %s", typ, body)
 	}
 	st := srv.Stats()
-	if st.Latest.BadRequest != 4 || st.Latest.Limit != 1 || st.Follow.Limit != 1 || st.Latest.OK != 6 {
+	latest, follow := st.Requests[KindLatest], st.Requests[KindFollow]
+	if latest.BadRequest != 4 || latest.Limit != 1 || follow.Limit != 1 || latest.OK != 6 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -561,7 +562,7 @@ func TestWriteTimeoutDropsStalledClient(t *testing.T) {
 	for srv.Stats().ConnsOpen != 0 {
 		tr.write(1000, 100)
 	}
-	if st := srv.Stats(); st.Follow.Failed != 1 {
+	if st := srv.Stats(); st.Requests[KindFollow].Failed != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -20,7 +20,7 @@ const tracerName = "github.com/collectord/collectord/pkg/query"
 // response ends.
 const (
 	attrQueryID         = attribute.Key("collectord.query.id")               // the request's id, when it has one
-	attrQueryKind       = attribute.Key("collectord.query.kind")             // "latest", "after" or "follow"
+	attrQueryKind       = attribute.Key("collectord.query.kind")             // the request's Kind: "latest", "after" or "follow"
 	attrQueryN          = attribute.Key("collectord.query.n")                // the request's n, when given
 	attrQueryAfter      = attribute.Key("collectord.query.after")            // the request's after, when given
 	attrQueryFilter     = attribute.Key("collectord.query.filter")           // the filter as JSON, when there is one (at most 512 bytes)
@@ -36,13 +36,6 @@ const (
 // maxFilterAttr bounds the length of the attrQueryFilter value.
 const maxFilterAttr = 512
 
-// Names of the kinds of query, as attrQueryKind gives them.
-const (
-	kindNameLatest = "latest"
-	kindNameAfter  = "after"
-	kindNameFollow = "follow"
-)
-
 // newTracer returns the tracer for tp, or nil when tp is nil or a noop
 // provider: nil means no tracing and no tracing work at all.
 func newTracer(tp trace.TracerProvider) trace.Tracer {
@@ -55,15 +48,8 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 
 // requestAttrs returns the attributes that describe req.
 func requestAttrs(req *Request) []attribute.KeyValue {
-	kind := kindNameLatest
-	switch {
-	case req.Follow:
-		kind = kindNameFollow
-	case req.After != nil:
-		kind = kindNameAfter
-	}
 	attrs := make([]attribute.KeyValue, 0, 5)
-	attrs = append(attrs, attrQueryKind.String(kind))
+	attrs = append(attrs, attrQueryKind.String(KindOf(req).String()))
 	if req.ID != 0 {
 		attrs = append(attrs, attrQueryID.Int64(int64(req.ID)))
 	}
