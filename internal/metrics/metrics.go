@@ -1,10 +1,3 @@
-// Package metrics exports collectord's state to Prometheus.
-//
-// Everything is read at scrape time from the counters the daemon's parts
-// already keep (ingestloop.Stats, shmring.Stats, query.ServerStats,
-// UpgradeStats), so metrics cost nothing per datagram. The registry is the
-// daemon's own (never the global one) and also carries the standard Go and
-// process collectors.
 package metrics
 
 import (
