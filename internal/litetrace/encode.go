@@ -145,7 +145,7 @@ func jsonAttrs(kvs []attribute.KeyValue) []jsonKV {
 		case attribute.FLOAT64:
 			v["doubleValue"] = kv.Value.AsFloat64()
 		default:
-			v["stringValue"] = kv.Value.Emit()
+			v["stringValue"] = kv.Value.String()
 		}
 		out = append(out, jsonKV{Key: string(kv.Key), Value: v})
 	}
@@ -214,7 +214,7 @@ func pbKV(kv attribute.KeyValue) []byte {
 	case attribute.FLOAT64:
 		v = pbFixed64(v, 4, math.Float64bits(kv.Value.AsFloat64()))
 	default:
-		v = pbString(v, 1, kv.Value.Emit())
+		v = pbString(v, 1, kv.Value.String())
 	}
 	return pbBytes(pbString(nil, 1, string(kv.Key)), 2, v)
 }
