@@ -38,7 +38,9 @@
 // Linking the package costs binary size whether tracing is on or not:
 // about 11 MB over a program that already uses net/http, 8 MB of it gRPC
 // code that the OTLP protobuf package links in although the HTTP
-// exporter never calls it (opentelemetry-go issue 2579).
+// exporter never calls it (opentelemetry-go issue 2579). It also costs
+// start-up time, in package initialisation: too much for logctl (see
+// bench/README.md, "logctl tracer: SDK or litetrace").
 //
 // # Globals
 //
