@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +133,37 @@ func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the daemon's batch exporter runs on its own schedule
 	}
 	d.stop(t)
+}
+
+// TestTraceRefusedAlike: an OTEL_* value neither program can honour is
+// refused by both, loudly and naming the variable, and neither traces;
+// the query is answered all the same.
+func TestTraceRefusedAlike(t *testing.T) {
+	col := &fakeCollector{}
+	srv := httptest.NewServer(col)
+	defer srv.Close()
+	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}
+	const refusal = "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: only OTLP over HTTP"
+	d := startDaemon(t, t.TempDir(), daemonConfig{env: env})
+	d.send(t, "untraced hello")
+
+	cmd := exec.Command(logctlBin, "tail", "-n", "1", "-o", "raw", "--addr", d.addr)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil || out.String() != "untraced hello\n" {
+		t.Fatalf("logctl: %v, %q, %s", err, out.String(), errOut.String())
+	}
+	if want := "logctl: tracing off: " + refusal; !strings.Contains(errOut.String(), want) {
+		t.Errorf("logctl's stderr %q does not say %q", errOut.String(), want)
+	}
+	d.stop(t) // flushes the daemon's spans, had it any
+	if logs := d.logs.String(); !strings.Contains(logs, "tracing disabled") || !strings.Contains(logs, refusal) {
+		t.Errorf("the daemon did not log the refusal:\n%s", logs)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.spans) != 0 {
+		t.Errorf("the collector got spans %+v", col.spans)
+	}
 }
