@@ -1,15 +1,3 @@
-// Package otelenvtest is the conformance test of a tracer setup against
-// internal/otelenv: whatever the OTEL_* environment, the setup traces
-// exactly when otelenv.Read says so, refuses what Read refuses, naming the
-// same variable, and posts its spans to the URL Read gives, in the
-// protocol Read gives, with its service name and resource attributes.
-// internal/tracing (collectord) and internal/litetrace (logctl) both run
-// it, which is what makes their rules the same.
-//
-// Run changes the process's environment (t.Setenv) and, for the HTTPS
-// case, points the process's TLS roots at a test certificate through
-// SSL_CERT_FILE: a test that calls it must not be parallel, and nothing
-// else in its test binary may verify TLS certificates of the real world.
 package otelenvtest
 
 import (
