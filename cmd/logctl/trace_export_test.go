@@ -92,24 +92,34 @@ func (c *fakeCollector) find(name string) (collectedSpan, bool) {
 	return collectedSpan{}, false
 }
 
-// TestTraceAcrossLogctlAndDaemon: with OTEL_EXPORTER_OTLP_ENDPOINT set for
-// both, logctl's query span and the daemon's request span land in one
-// trace, the daemon's a child of logctl's.
-func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
+// tailTraced starts a fake collector, and a daemon with
+// OTEL_EXPORTER_OTLP_ENDPOINT set to it and env in its environment; sends
+// msg; and runs `logctl tail -n 1` against the daemon with the same
+// environment, which must print msg. It returns logctl's stderr.
+func tailTraced(t *testing.T, msg string, env ...string) (*fakeCollector, *daemon, string) {
+	t.Helper()
 	col := &fakeCollector{}
 	srv := httptest.NewServer(col)
-	defer srv.Close()
-	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50"}
+	t.Cleanup(srv.Close)
+	env = append([]string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL}, env...)
 	d := startDaemon(t, t.TempDir(), daemonConfig{env: env})
-	d.send(t, "traced hello")
+	d.send(t, msg)
 
 	cmd := exec.Command(logctlBin, "tail", "-n", "1", "-o", "raw", "--addr", d.addr)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil || out.String() != "traced hello\n" {
+	if err := cmd.Run(); err != nil || out.String() != msg+"\n" {
 		t.Fatalf("logctl: %v, %q, %s", err, out.String(), errOut.String())
 	}
+	return col, d, errOut.String()
+}
+
+// TestTraceAcrossLogctlAndDaemon: with OTEL_EXPORTER_OTLP_ENDPOINT set for
+// both, logctl's query span and the daemon's request span land in one
+// trace, the daemon's a child of logctl's.
+func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
+	col, d, _ := tailTraced(t, "traced hello", "OTEL_BSP_SCHEDULE_DELAY=50")
 	client, ok := col.find("logctl query")
 	if !ok {
 		t.Fatalf("logctl exported no query span; collector has %+v", col.spans)
@@ -139,23 +149,10 @@ func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
 // refused by both, loudly and naming the variable, and neither traces;
 // the query is answered all the same.
 func TestTraceRefusedAlike(t *testing.T) {
-	col := &fakeCollector{}
-	srv := httptest.NewServer(col)
-	defer srv.Close()
-	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}
 	const refusal = "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: only OTLP over HTTP"
-	d := startDaemon(t, t.TempDir(), daemonConfig{env: env})
-	d.send(t, "untraced hello")
-
-	cmd := exec.Command(logctlBin, "tail", "-n", "1", "-o", "raw", "--addr", d.addr)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil || out.String() != "untraced hello\n" {
-		t.Fatalf("logctl: %v, %q, %s", err, out.String(), errOut.String())
-	}
-	if want := "logctl: tracing off: " + refusal; !strings.Contains(errOut.String(), want) {
-		t.Errorf("logctl's stderr %q does not say %q", errOut.String(), want)
+	col, d, stderr := tailTraced(t, "untraced hello", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+	if want := "logctl: tracing off: " + refusal; !strings.Contains(stderr, want) {
+		t.Errorf("logctl's stderr %q does not say %q", stderr, want)
 	}
 	d.stop(t) // flushes the daemon's spans, had it any
 	if logs := d.logs.String(); !strings.Contains(logs, "tracing disabled") || !strings.Contains(logs, refusal) {
