@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,24 +93,34 @@ func (c *fakeCollector) find(name string) (collectedSpan, bool) {
 	return collectedSpan{}, false
 }
 
-// TestTraceAcrossLogctlAndDaemon: with OTEL_EXPORTER_OTLP_ENDPOINT set for
-// both, logctl's query span and the daemon's request span land in one
-// trace, the daemon's a child of logctl's.
-func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
+// tailTraced starts a fake collector, and a daemon with
+// OTEL_EXPORTER_OTLP_ENDPOINT set to it and env in its environment; sends
+// msg; and runs `logctl tail -n 1` against the daemon with the same
+// environment, which must print msg. It returns logctl's stderr.
+func tailTraced(t *testing.T, msg string, env ...string) (*fakeCollector, *proctest.Daemon, string) {
+	t.Helper()
 	col := &fakeCollector{}
 	srv := httptest.NewServer(col)
-	defer srv.Close()
-	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50"}
+	t.Cleanup(srv.Close)
+	env = append([]string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL}, env...)
 	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{Env: env})
-	d.Send(t, "traced hello")
+	d.Send(t, msg)
 
 	cmd := exec.Command(proctest.Logctl(t), "tail", "-n", "1", "-o", "raw", "--addr", d.QueryAddr)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil || out.String() != "traced hello\n" {
+	if err := cmd.Run(); err != nil || out.String() != msg+"\n" {
 		t.Fatalf("logctl: %v, %q, %s", err, out.String(), errOut.String())
 	}
+	return col, d, errOut.String()
+}
+
+// TestTraceAcrossLogctlAndDaemon: with OTEL_EXPORTER_OTLP_ENDPOINT set for
+// both, logctl's query span and the daemon's request span land in one
+// trace, the daemon's a child of logctl's.
+func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
+	col, d, _ := tailTraced(t, "traced hello", "OTEL_BSP_SCHEDULE_DELAY=50")
 	client, ok := col.find("logctl query")
 	if !ok {
 		t.Fatalf("logctl exported no query span; collector has %+v", col.spans)
@@ -133,4 +144,24 @@ func TestTraceAcrossLogctlAndDaemon(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the daemon's batch exporter runs on its own schedule
 	}
 	d.Stop(t)
+}
+
+// TestTraceRefusedAlike: an OTEL_* value neither program can honour is
+// refused by both, loudly and naming the variable, and neither traces;
+// the query is answered all the same.
+func TestTraceRefusedAlike(t *testing.T) {
+	const refusal = "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: only OTLP over HTTP"
+	col, d, stderr := tailTraced(t, "untraced hello", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+	if want := "logctl: tracing off: " + refusal; !strings.Contains(stderr, want) {
+		t.Errorf("logctl's stderr %q does not say %q", stderr, want)
+	}
+	d.Stop(t) // flushes the daemon's spans, had it any
+	if logs := d.Logs.String(); !strings.Contains(logs, "tracing disabled") || !strings.Contains(logs, refusal) {
+		t.Errorf("the daemon did not log the refusal:\n%s", logs)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.spans) != 0 {
+		t.Errorf("the collector got spans %+v", col.spans)
+	}
 }

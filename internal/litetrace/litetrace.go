@@ -1,32 +1,15 @@
-// Package litetrace is a small OpenTelemetry tracer for short-lived
-// commands: it records the few spans a logctl run makes and exports them
-// once, at exit, as OTLP/HTTP JSON over a plain socket.
-//
-// The full SDK with its OTLP exporter (internal/tracing) adds 12 MB to a
-// binary and about 3 ms to every start, more than a whole `logctl tail -n
-// 100` may take. This package links nothing beyond the OpenTelemetry API
-// and the standard library's net and encoding/json.
-//
-// It reads the standard variables: tracing is on when OTEL_TRACES_EXPORTER
-// is "otlp", or when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
-// OTEL_EXPORTER_OTLP_ENDPOINT is set and OTEL_TRACES_EXPORTER is not; off
-// with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. Only plain
-// http:// endpoints are supported (a local collector); the service name is
-// OTEL_SERVICE_NAME or the one given. Every span is sampled; a parent's
-// sampled flag is kept.
 package litetrace
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,44 +19,47 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/collectord/collectord/internal/otelenv"
 )
 
 // Setup returns a tracer provider and the function that exports what it
-// recorded. With tracing off it returns a no-op provider and a flush that
-// does nothing. A malformed endpoint is an error, with a no-op provider.
+// recorded, as internal/otelenv reads the environment:
+//
+//   - tracing off: a no-op provider, a flush that does nothing, and a nil
+//     error;
+//   - tracing on: a *Provider, its Flush, and a nil error;
+//   - a value otelenv refuses: a no-op provider, a flush that does
+//     nothing, and the error naming the variable, for the caller to print.
+//
+// serviceName is the service.name unless the environment sets one.
 func Setup(serviceName string) (trace.TracerProvider, func(context.Context) error, error) {
 	off := func(context.Context) error { return nil }
-	if !strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
-		exp := os.Getenv("OTEL_TRACES_EXPORTER")
-		endpoint := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-		if endpoint == "" {
-			if base := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); base != "" {
-				endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
-			}
-		}
-		if exp == "otlp" && endpoint == "" {
-			endpoint = "http://localhost:4318/v1/traces"
-		}
-		if (exp == "" || exp == "otlp") && endpoint != "" {
-			u, err := url.Parse(endpoint)
-			if err != nil || u.Scheme != "http" || u.Host == "" {
-				return noop.NewTracerProvider(), off, fmt.Errorf("OTEL_EXPORTER_OTLP endpoint %q: want http://HOST:PORT/PATH", endpoint)
-			}
-			if name := os.Getenv("OTEL_SERVICE_NAME"); name != "" {
-				serviceName = name
-			}
-			p := &Provider{url: u, service: serviceName}
-			return p, p.Flush, nil
-		}
+	cfg, err := otelenv.Read(os.Getenv)
+	if err != nil || !cfg.On {
+		return noop.NewTracerProvider(), off, err
 	}
-	return noop.NewTracerProvider(), off, nil
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil { // otelenv.Read checked it
+		return noop.NewTracerProvider(), off, err
+	}
+	if cfg.ServiceName != "" {
+		serviceName = cfg.ServiceName
+	}
+	resource := []attribute.KeyValue{attribute.String("service.name", serviceName)}
+	for _, a := range cfg.Attributes {
+		resource = append(resource, attribute.String(a.Key, a.Value))
+	}
+	p := &Provider{url: u, json: cfg.Protocol == otelenv.ProtocolJSON, resource: resource}
+	return p, p.Flush, nil
 }
 
 // Provider records spans in memory until Flush.
 type Provider struct {
 	embedded.TracerProvider
-	url     *url.URL
-	service string
+	url      *url.URL
+	json     bool                 // OTLP/JSON rather than protobuf
+	resource []attribute.KeyValue // service.name first
 
 	mu    sync.Mutex
 	spans []*span
@@ -184,7 +170,7 @@ func (s *span) SetAttributes(kv ...attribute.KeyValue) {
 	s.mu.Unlock()
 }
 
-// Flush exports the ended spans in one OTLP/HTTP JSON request and forgets
+// Flush exports the ended spans in one OTLP/HTTP request and forgets
 // them. It waits at most until ctx is done.
 func (p *Provider) Flush(ctx context.Context) error {
 	p.mu.Lock()
@@ -194,130 +180,53 @@ func (p *Provider) Flush(ctx context.Context) error {
 	if len(spans) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(p.request(spans))
-	if err != nil {
-		return err
+	contentType, body := "application/x-protobuf", encodeProtobuf(p.resource, spans)
+	if p.json {
+		var err error
+		if body, err = encodeJSON(p.resource, spans); err != nil {
+			return fmt.Errorf("export spans: %w", err)
+		}
+		contentType = "application/json"
+	}
+	if err := p.post(ctx, contentType, body); err != nil {
+		return fmt.Errorf("export spans to %s: %w", p.url.Redacted(), err)
+	}
+	return nil
+}
+
+// post sends one HTTP/1.1 request on a connection of its own and checks
+// that the answer is a 2xx.
+func (p *Provider) post(ctx context.Context, contentType string, body []byte) error {
+	port := p.url.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[p.url.Scheme]
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", p.url.Host)
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(p.url.Hostname(), port))
 	if err != nil {
-		return fmt.Errorf("export spans: %w", err)
+		return err
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	path := p.url.RequestURI()
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", path, p.url.Host, len(body))
+	if p.url.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: p.url.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		conn = tc
+	}
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", p.url.RequestURI(), p.url.Host, contentType, len(body))
 	if _, err := conn.Write(body); err != nil {
-		return fmt.Errorf("export spans: %w", err)
+		return err
 	}
 	status, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("export spans: %w", err)
+		return err
 	}
 	if f := strings.Fields(status); len(f) < 2 || !strings.HasPrefix(f[1], "2") {
-		return errors.New("export spans: collector answered " + strings.TrimSpace(status))
+		return errors.New("collector answered " + strings.TrimSpace(status))
 	}
 	return nil
-}
-
-// The OTLP JSON encoding (opentelemetry-proto, JSON mapping): ids in hex,
-// times as decimal strings of Unix nanoseconds, enums as numbers.
-type (
-	otlpRequest struct {
-		ResourceSpans []otlpResourceSpans `json:"resourceSpans"`
-	}
-	otlpResourceSpans struct {
-		Resource   otlpResource     `json:"resource"`
-		ScopeSpans []otlpScopeSpans `json:"scopeSpans"`
-	}
-	otlpResource struct {
-		Attributes []otlpKV `json:"attributes"`
-	}
-	otlpScopeSpans struct {
-		Scope struct {
-			Name string `json:"name"`
-		} `json:"scope"`
-		Spans []otlpSpan `json:"spans"`
-	}
-	otlpSpan struct {
-		TraceID      string     `json:"traceId"`
-		SpanID       string     `json:"spanId"`
-		ParentSpanID string     `json:"parentSpanId,omitempty"`
-		Name         string     `json:"name"`
-		Kind         int        `json:"kind"`
-		Start        string     `json:"startTimeUnixNano"`
-		End          string     `json:"endTimeUnixNano"`
-		Attributes   []otlpKV   `json:"attributes,omitempty"`
-		Status       otlpStatus `json:"status"`
-	}
-	otlpStatus struct {
-		Code    int    `json:"code,omitempty"`
-		Message string `json:"message,omitempty"`
-	}
-	otlpKV struct {
-		Key   string         `json:"key"`
-		Value map[string]any `json:"value"`
-	}
-)
-
-func (p *Provider) request(spans []*span) otlpRequest {
-	bySc := map[string]*otlpScopeSpans{}
-	var order []string
-	for _, s := range spans {
-		ss := bySc[s.t.scope]
-		if ss == nil {
-			ss = &otlpScopeSpans{}
-			ss.Scope.Name = s.t.scope
-			bySc[s.t.scope] = ss
-			order = append(order, s.t.scope)
-		}
-		s.mu.Lock()
-		o := otlpSpan{
-			TraceID: s.sc.TraceID().String(),
-			SpanID:  s.sc.SpanID().String(),
-			Name:    s.name,
-			Kind:    int(s.kind),
-			Start:   strconv.FormatInt(s.start.UnixNano(), 10),
-			End:     strconv.FormatInt(s.end.UnixNano(), 10),
-		}
-		if s.parent.IsValid() {
-			o.ParentSpanID = s.parent.SpanID().String()
-		}
-		for _, kv := range s.attrs {
-			o.Attributes = append(o.Attributes, otlpAttr(kv))
-		}
-		switch s.status {
-		case codes.Error:
-			o.Status = otlpStatus{Code: 2, Message: s.desc}
-		case codes.Ok:
-			o.Status = otlpStatus{Code: 1}
-		}
-		if len(s.errs) > 0 && o.Status.Message == "" {
-			o.Status.Message = strings.Join(s.errs, "; ")
-		}
-		s.mu.Unlock()
-		ss.Spans = append(ss.Spans, o)
-	}
-	rs := otlpResourceSpans{Resource: otlpResource{Attributes: []otlpKV{otlpAttr(attribute.String("service.name", p.service))}}}
-	for _, name := range order {
-		rs.ScopeSpans = append(rs.ScopeSpans, *bySc[name])
-	}
-	return otlpRequest{ResourceSpans: []otlpResourceSpans{rs}}
-}
-
-func otlpAttr(kv attribute.KeyValue) otlpKV {
-	v := map[string]any{}
-	switch kv.Value.Type() {
-	case attribute.BOOL:
-		v["boolValue"] = kv.Value.AsBool()
-	case attribute.INT64:
-		v["intValue"] = strconv.FormatInt(kv.Value.AsInt64(), 10)
-	case attribute.FLOAT64:
-		v["doubleValue"] = kv.Value.AsFloat64()
-	default:
-		v["stringValue"] = kv.Value.String()
-	}
-	return otlpKV{Key: string(kv.Key), Value: v}
 }

@@ -1,36 +1,25 @@
-// Package tracing builds the OpenTelemetry tracer provider that collectord
-// and logctl pass to pkg/query, from the standard OTEL_* environment
-// variables. Nothing else in the programs reads those variables.
+// Package tracing builds collectord's OpenTelemetry tracer provider, the
+// one the daemon passes to pkg/query, with the OpenTelemetry SDK and its
+// OTLP/HTTP exporter. logctl does not use it: it traces with
+// internal/litetrace, which links far less.
 //
 // # What is read
 //
-// Setup decides whether to trace from:
-//
-//   - OTEL_SDK_DISABLED: "true" turns tracing off whatever else is set.
-//   - OTEL_TRACES_EXPORTER: "otlp" turns tracing on, "none" off; a
-//     comma-separated list may name both ("none" is then ignored). Other
-//     exporters ("console", "zipkin", ...) are not built in: Setup
-//     returns an error naming the value.
-//   - OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: when
-//     OTEL_TRACES_EXPORTER is unset, either one being set turns tracing on.
-//   - OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL:
-//     "http/protobuf" (the default) or "http/json". The exporter speaks
-//     OTLP over HTTP only, to keep the binaries small: "grpc" is an error
-//     rather than a silent switch of protocol.
-//
-// Tracing is off when none of OTEL_TRACES_EXPORTER,
-// OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
-// set; an empty value counts as unset.
+// Whether to trace, where spans go (OTEL_EXPORTER_OTLP_ENDPOINT,
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), in which protocol (http/protobuf
+// or http/json; gRPC is refused) and the resource (OTEL_SERVICE_NAME,
+// OTEL_RESOURCE_ATTRIBUTES, which override the service name passed to
+// Setup) are decided by internal/otelenv, as for logctl; Setup returns
+// otelenv's refusals. The resource also carries host.name and the SDK's
+// identity.
 //
 // When tracing is on, the SDK and the exporter read the rest themselves:
-// the exporter every other OTEL_EXPORTER_OTLP_* variable (headers, timeout,
-// compression, TLS certificates, insecure); the batch span processor
-// OTEL_BSP_*; the tracer provider OTEL_TRACES_SAMPLER and
-// OTEL_TRACES_SAMPLER_ARG (default: parentbased_always_on) and the span
-// limits (OTEL_SPAN_*, OTEL_ATTRIBUTE_*, OTEL_EVENT_* and OTEL_LINK_*
-// limits); the resource OTEL_SERVICE_NAME and
-// OTEL_RESOURCE_ATTRIBUTES, which override the service name passed to
-// Setup. The resource also carries host.name and the SDK's identity.
+// the exporter the other OTEL_EXPORTER_OTLP_* variables (headers, timeout,
+// compression, TLS certificates); the batch span processor OTEL_BSP_*;
+// the tracer provider OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
+// (default: parentbased_always_on) and the span limits (OTEL_SPAN_*,
+// OTEL_ATTRIBUTE_*, OTEL_EVENT_* and OTEL_LINK_* limits). logctl's tracer
+// reads none of these.
 //
 // # Cost
 //
@@ -49,7 +38,9 @@
 // Linking the package costs binary size whether tracing is on or not:
 // about 11 MB over a program that already uses net/http, 8 MB of it gRPC
 // code that the OTLP protobuf package links in although the HTTP
-// exporter never calls it (opentelemetry-go issue 2579).
+// exporter never calls it (opentelemetry-go issue 2579). It also costs
+// start-up time, in package initialisation: too much for logctl (see
+// bench/README.md, "logctl tracer: SDK or litetrace").
 //
 // # Globals
 //

@@ -18,6 +18,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/collectord/collectord/internal/otelenv"
+	"github.com/collectord/collectord/internal/otelenv/otelenvtest"
 )
 
 // clearOTelEnv unsets every OTEL_* variable for the test, so that the
@@ -32,7 +35,17 @@ func clearOTelEnv(t *testing.T) {
 	}
 }
 
-func TestEnabled(t *testing.T) {
+// TestSetupEnabled: Setup traces when otelenv says so, and returns its
+// refusals.
+func TestSetupEnabled(t *testing.T) {
+	const (
+		envSDKDisabled    = otelenv.EnvSDKDisabled
+		envTracesExporter = otelenv.EnvTracesExporter
+		envEndpoint       = otelenv.EnvEndpoint
+		envTracesEndpoint = otelenv.EnvTracesEndpoint
+		envProtocol       = otelenv.EnvProtocol
+		envTracesProtocol = otelenv.EnvTracesProtocol
+	)
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -59,16 +72,31 @@ func TestEnabled(t *testing.T) {
 		{"grpc while off", map[string]string{envProtocol: "grpc"}, false, ""},
 	}
 	for _, tc := range tests {
-		on, err := enabled(func(k string) string { return tc.env[k] })
+		clearOTelEnv(t)
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		tp, shutdown, err := Setup(context.Background(), "collectord")
+		_, off := tp.(noop.TracerProvider)
 		switch {
 		case tc.errWith == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)
 		case tc.errWith != "" && (err == nil || !strings.Contains(err.Error(), tc.errWith)):
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.errWith)
-		case on != tc.on:
-			t.Errorf("%s: on = %v, want %v", tc.name, on, tc.on)
+		case off == tc.on:
+			t.Errorf("%s: Setup returned a %T, want tracing on = %v", tc.name, tp, tc.on)
+		}
+		if err := shutdown(context.Background()); err != nil {
+			t.Errorf("%s: shutdown: %v", tc.name, err)
 		}
 	}
+}
+
+// TestConformance: Setup follows the same OTEL_* rules as logctl's tracer.
+func TestConformance(t *testing.T) {
+	otelenvtest.Run(t, func(serviceName string) (trace.TracerProvider, func(context.Context) error, error) {
+		return Setup(context.Background(), serviceName)
+	})
 }
 
 func TestSetupOff(t *testing.T) {
