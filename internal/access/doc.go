@@ -31,4 +31,9 @@
 // accommodate; 1.3 leaves no cipher suite or renegotiation choice to get
 // wrong, and encrypts the certificates, so that a client certificate's
 // name is not shown to the network.
+//
+// Guard and every function here are safe for concurrent use. The
+// *tls.Config and token slices returned are new on each call and belong
+// to the caller, who must not change a *tls.Config once a server or
+// client uses it.
 package access

@@ -57,4 +57,12 @@
 // new process (COLLECTORD_SOCKET_FILE in its environment), so an upgraded
 // daemon stops as cleanly as one that never was. A socket that was passed
 // in (socket activation) is never removed: its owner created the file.
+//
+// # Concurrency
+//
+// Run owns the daemon: one goroutine runs its loop and owns every field;
+// the goroutines it starts (ingest, the servers, the status loop, the
+// watchdog) are stopped and waited for before Run returns. The metrics and
+// status goroutines read the ingest loop's counters and heartbeat through
+// atomics only.
 package daemon

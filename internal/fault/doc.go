@@ -15,6 +15,9 @@
 //     takes it over.
 //
 // Never ship a binary built with faultinject.
+//
+// The hooks are safe for concurrent use; their settings are read once at
+// start and never change.
 package fault
 
 // WedgeMessage is the message that wedges the ingest loop under the

@@ -48,4 +48,9 @@
 // span limits, and the exporter's OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
 // _COMPRESSION, _CERTIFICATE and _CLIENT_* variables; logctl's tracer
 // reads none of them (see internal/litetrace).
+//
+// # Concurrency
+//
+// Read is a pure function of the getenv it is given: safe for concurrent
+// use, and the Config it returns is the caller's.
 package otelenv

@@ -23,6 +23,10 @@
 // fails. Waits are woken by the event they wait for (a write, a futex
 // wake-up, an exit); their timeouts are failure deadlines, never delays.
 //
+// Concurrency: Binary, NeedTool and OpenFDs may be called from parallel
+// tests (builds are shared and made once); a Daemon and an Output are safe
+// to read from any goroutine; Main belongs in TestMain alone.
+//
 // Limits: Linux only, except Binary, Main, ChildCommand, Output and
 // NeedTool. It imports pkg/shmring and pkg/record to read rings, so the
 // tests of those two packages cannot use it.
