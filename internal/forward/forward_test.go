@@ -1,0 +1,356 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/collectord/collectord/pkg/record"
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+const testTopic = "logs"
+
+// testRing is a real ring in t.TempDir(), written by the test.
+type testRing struct {
+	path string
+	w    *shmring.Writer
+	buf  []byte
+}
+
+func newTestRing(t *testing.T, size uint64) *testRing {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ring")
+	w, err := shmring.OpenWriter(path, shmring.Options{Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return &testRing{path: path, w: w}
+}
+
+// add appends n records "msg i" with uid i%3 and publishes them; it
+// returns the first sequence number.
+func (r *testRing) add(t *testing.T, from, n int) uint64 {
+	t.Helper()
+	var first uint64
+	for i := from; i < from+n; i++ {
+		e := record.Entry{Format: record.FormatRFC3164, Flags: record.FlagCreds, Priority: 13, PID: 42, UID: uint32(i % 3),
+			Tag: []byte("app"), Message: []byte(fmt.Sprintf("msg %d", i))}
+		r.buf = record.AppendEncode(r.buf[:0], &e)
+		seq, err := r.w.Add(time.Now().UnixNano(), r.buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == from {
+			first = seq
+		}
+	}
+	r.w.Publish()
+	return first
+}
+
+// newCluster starts an in-process kfake cluster of three brokers holding
+// the test topic.
+func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(3, testTopic)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// consumed is a record as a consumer of the topic sees it.
+type consumed struct {
+	seq    uint64
+	ringID string
+	host   string
+	key    string
+	value  []byte
+	ts     time.Time
+}
+
+// consumeAll reads the topic from the start until it holds want distinct
+// sequence numbers, and returns every record read (duplicates included).
+func consumeAll(t *testing.T, brokers []string, want int) []consumed {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(testTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []consumed
+	seen := map[uint64]bool{}
+	for len(seen) < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d distinct of %d: %v", len(seen), want, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			c := consumed{key: string(r.Key), value: r.Value, ts: r.Timestamp}
+			for _, h := range r.Headers {
+				switch h.Key {
+				case HeaderSeq:
+					c.seq, _ = strconv.ParseUint(string(h.Value), 10, 64)
+				case HeaderRingID:
+					c.ringID = string(h.Value)
+				case HeaderHost:
+					c.host = string(h.Value)
+				}
+			}
+			seen[c.seq] = true
+			out = append(out, c)
+		})
+	}
+	return out
+}
+
+// runForwarder runs Run in a goroutine until the test stops it.
+type runningForwarder struct {
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	last   Stats
+}
+
+func startForwarder(t *testing.T, cfg Config) *runningForwarder {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rf := &runningForwarder{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		rf.done <- Run(ctx, cfg, Options{ReportInterval: 50 * time.Millisecond, Report: func(s Stats) {
+			rf.mu.Lock()
+			rf.last = s
+			rf.mu.Unlock()
+		}})
+	}()
+	t.Cleanup(func() { rf.stop(t) })
+	return rf
+}
+
+func (rf *runningForwarder) stop(t *testing.T) Stats {
+	t.Helper()
+	if rf.cancel == nil {
+		return rf.stats()
+	}
+	rf.cancel()
+	rf.cancel = nil
+	select {
+	case err := <-rf.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	return rf.stats()
+}
+
+func (rf *runningForwarder) stats() Stats {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	return rf.last
+}
+
+// waitAcked waits until the forwarder reports seq acknowledged.
+func (rf *runningForwarder) waitAcked(t *testing.T, seq uint64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for rf.stats().Acked < seq {
+		if time.Now().After(deadline) {
+			t.Fatalf("acked %d, want %d; stats %+v", rf.stats().Acked, seq, rf.stats())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the reports
+	}
+}
+
+// Every record reaches the topic once, as logctl's JSON plus the host,
+// with its headers, key and timestamp; the cursor file records the last.
+func TestForwardAll(t *testing.T) {
+	c := newCluster(t)
+	ring := newTestRing(t, 4<<20)
+	ring.add(t, 0, 500)
+	cfg := Config{Ring: ring.path, Brokers: c.ListenAddrs(), Topic: testTopic, Host: "box", Key: "uid"}
+	rf := startForwarder(t, cfg)
+	ring.add(t, 500, 500)
+	rf.waitAcked(t, 1000)
+	st := rf.stop(t)
+	if st.Records != 1000 || st.Lost != 0 || st.Dropped != 0 || st.LagRecords != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	got := consumeAll(t, c.ListenAddrs(), 1000)
+	if len(got) != 1000 {
+		t.Errorf("%d records on the topic, want 1000 (no duplicates in a clean run)", len(got))
+	}
+	r, _ := shmring.OpenReader(ring.path)
+	defer r.Close()
+	ringID := RingID(r.Stats())
+	cur := r.Cursor(shmring.FirstSeq)
+	bySeq := map[uint64]consumed{}
+	for _, g := range got {
+		bySeq[g.seq] = g
+	}
+	var e record.Entry
+	for seq := uint64(1); seq <= 1000; seq++ {
+		rec, _, err := cur.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := bySeq[seq]
+		if !ok {
+			t.Fatalf("seq %d missing", seq)
+		}
+		if err := record.Decode(rec.Payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		want := append(record.AppendJSON(nil, rec.Seq, rec.Time, &e), 0)
+		want = append(want[:len(want)-2], `,"host":"box"}`...)
+		if !bytes.Equal(g.value, want) {
+			t.Fatalf("seq %d value\n got %s\nwant %s", seq, g.value, want)
+		}
+		if g.ringID != ringID || g.host != "box" || g.key != strconv.Itoa(int(e.UID)) ||
+			!g.ts.Equal(time.Unix(0, rec.Time).Truncate(time.Millisecond)) {
+			t.Fatalf("seq %d: ring id %q host %q key %q ts %v; want %q box %d %v", seq, g.ringID, g.host, g.key, g.ts, ringID, e.UID, time.Unix(0, rec.Time))
+		}
+		var v map[string]any
+		if err := json.Unmarshal(g.value, &v); err != nil {
+			t.Fatalf("seq %d: not JSON: %v", seq, err)
+		}
+	}
+	cursor := &cursorFile{path: ring.path + CursorSuffix}
+	if pos, err := cursor.read(); err != nil || pos != (Position{RingID: ringID, Seq: 1000}) {
+		t.Errorf("cursor file: %+v, %v", pos, err)
+	}
+}
+
+// A second Run resumes after the cursor: records forwarded once are not
+// sent again, and those written while no forwarder ran are.
+func TestForwardResumes(t *testing.T) {
+	c := newCluster(t)
+	ring := newTestRing(t, 4<<20)
+	cfg := Config{Ring: ring.path, Brokers: c.ListenAddrs(), Topic: testTopic, Format: "raw"}
+	ring.add(t, 0, 100)
+	rf := startForwarder(t, cfg)
+	rf.waitAcked(t, 100)
+	rf.stop(t)
+	ring.add(t, 100, 100)
+	rf = startForwarder(t, cfg)
+	rf.waitAcked(t, 200)
+	rf.stop(t)
+	got := consumeAll(t, c.ListenAddrs(), 200)
+	if len(got) != 200 {
+		t.Errorf("%d records on the topic, want 200", len(got))
+	}
+	for _, g := range got {
+		if want := fmt.Sprintf("msg %d", g.seq-1); string(g.value) != want {
+			t.Fatalf("seq %d: raw value %q, want %q", g.seq, g.value, want)
+		}
+	}
+}
+
+// A cluster that is down when the forwarder starts does not stop it:
+// records wait in the ring, the breaker opens, and when the cluster
+// comes back every record is delivered.
+func TestForwardClusterDownAtStart(t *testing.T) {
+	c := newCluster(t)
+	addrs := c.ListenAddrs()
+	c.Close()
+	ring := newTestRing(t, 4<<20)
+	ring.add(t, 0, 50)
+	cfg := Config{Ring: ring.path, Brokers: addrs, Topic: testTopic, BreakerMin: 100 * time.Millisecond, BreakerMax: 200 * time.Millisecond}
+	rf := startForwarder(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for rf.stats().Breaker != BreakerOpen || rf.stats().Errors[ErrProbe] < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker never opened: %+v", rf.stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := rf.stats(); st.LagRecords != 50 || st.LagSeconds <= 0 {
+		t.Errorf("while down: lag %d records, %v s; want 50 and > 0", st.LagRecords, st.LagSeconds)
+	}
+	var ports []int
+	for _, a := range addrs {
+		_, p, _ := splitHostPort(a)
+		ports = append(ports, p)
+	}
+	c2 := newCluster(t, kfake.Ports(ports...))
+	rf.waitAcked(t, 50)
+	rf.stop(t)
+	if got := consumeAll(t, c2.ListenAddrs(), 50); len(got) != 50 {
+		t.Errorf("%d records on the topic, want 50", len(got))
+	}
+}
+
+// When the ring overwrites records the forwarder has not sent, it counts
+// exactly those as lost and goes on with the oldest record left.
+func TestForwardCountsLoss(t *testing.T) {
+	c := newCluster(t)
+	addrs := c.ListenAddrs()
+	c.Close()
+	ring := newTestRing(t, shmring.MinSize)
+	cfg := Config{Ring: ring.path, Brokers: addrs, Topic: testTopic, BreakerMin: 50 * time.Millisecond, BreakerMax: 100 * time.Millisecond}
+	ring.add(t, 0, 10)
+	rf := startForwarder(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for rf.stats().Errors[ErrProbe] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe failed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Lap the ring while the cluster is down.
+	for i := 10; ; i += 100 {
+		ring.add(t, i, 100)
+		if r, _ := shmring.OpenReader(ring.path); r != nil {
+			oldest := r.Stats().Oldest
+			r.Close()
+			if oldest > 200 {
+				break
+			}
+		}
+	}
+	r, _ := shmring.OpenReader(ring.path)
+	st := r.Stats()
+	r.Close()
+	var ports []int
+	for _, a := range addrs {
+		_, p, _ := splitHostPort(a)
+		ports = append(ports, p)
+	}
+	newCluster(t, kfake.Ports(ports...))
+	rf.waitAcked(t, st.Head-1)
+	final := rf.stop(t)
+	if want := st.Oldest - 1; final.Lost != want {
+		t.Errorf("lost %d, want %d (every record before the oldest left, %d)", final.Lost, want, st.Oldest)
+	}
+	got := consumeAll(t, addrs, int(st.Head-st.Oldest))
+	for _, g := range got {
+		if g.seq < st.Oldest {
+			t.Fatalf("seq %d delivered, but the ring had lost it", g.seq)
+		}
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	return h, n, err
+}

@@ -1,0 +1,468 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/collectord/collectord/pkg/shmring"
+)
+
+// Options are how Run reports. The zero value reports nothing.
+type Options struct {
+	// Logger receives rare events: gaps, breaker changes, failures.
+	// Default: discard.
+	Logger *slog.Logger
+	// Report, if not nil, receives a snapshot every ReportInterval and a
+	// last one when Run returns. It runs on Run's goroutine.
+	Report func(Stats)
+	// ReportInterval defaults to DefaultReportInterval.
+	ReportInterval time.Duration
+}
+
+// DefaultReportInterval is how often Run reports by default.
+const DefaultReportInterval = time.Second
+
+// flushTimeout bounds how long stopping waits for the brokers to
+// acknowledge what was sent: what they have not acknowledged by then is
+// sent again by the next forwarder.
+const flushTimeout = 5 * time.Second
+
+// tick is how often the producing loop looks up from the ring: to judge
+// the cluster's health and to report.
+const tick = 250 * time.Millisecond
+
+// Run forwards the ring's records to Kafka until ctx is done, resuming
+// after the position in the cursor file, and returns nil then; it returns
+// an error only when it cannot start (a ring or cursor it cannot open, a
+// TLS or SASL file it cannot read). A cluster that is down is not an
+// error: Run retries it for as long as it runs.
+func Run(ctx context.Context, cfg Config, opts Options) error {
+	cfg = cfg.withDefaults()
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+	}
+	f := &forwarder{cfg: cfg, opts: opts, log: opts.Logger, c: newCounters(), progress: make(chan struct{}, 1)}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if f.opts.ReportInterval <= 0 {
+		f.opts.ReportInterval = DefaultReportInterval
+	}
+	var err error
+	if f.kopts, err = clientOptions(cfg, f); err != nil {
+		return err
+	}
+	// Wait for the previous forwarder (an upgrade's old process) to write
+	// its last position and let go.
+	waiting := false
+	f.cursor, err = lockCursor(cfg.Cursor, func() bool {
+		if !waiting {
+			f.log.Info("waiting for the previous forwarder to release the cursor", "cursor", cfg.Cursor)
+			waiting = true
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer f.cursor.close()
+	if f.ring, err = shmring.OpenReader(cfg.Ring); err != nil {
+		return fmt.Errorf("open ring: %w", err)
+	}
+	defer f.ring.Close()
+	f.ringID = RingID(f.ring.Stats())
+	start, err := f.startPosition()
+	if err != nil {
+		return err
+	}
+	f.enc = newEncoder(cfg, f.ringID)
+	f.cur = f.ring.Cursor(start)
+	f.lagCur = f.ring.Cursor(start)
+	f.track = newTracker(start)
+	f.written = start - 1
+	f.breaker = newBreaker(cfg.BreakerThreshold, cfg.BreakerMin, cfg.BreakerMax)
+	f.log.Info("forwarding", "brokers", strings.Join(cfg.Brokers, ","), "topic", cfg.Topic, "from_seq", start, "ring_id", f.ringID)
+
+	f.run(ctx)
+	f.stop()
+	if opts.Report != nil {
+		opts.Report(f.stats())
+	}
+	return nil
+}
+
+// RingID is a ring's identity as the query protocol and the Kafka headers
+// give it: the hex of its creation time. Sequence numbers are meaningful
+// only with it.
+func RingID(st shmring.Stats) string { return fmt.Sprintf("%016x", st.Created.UnixNano()) }
+
+// forwarder is one Run. Its fields belong to Run's goroutine, except those
+// that say otherwise.
+type forwarder struct {
+	cfg   Config
+	opts  Options
+	log   *slog.Logger
+	kopts []kgo.Opt
+
+	cursor  *cursorFile
+	ring    *shmring.Reader
+	ringID  string
+	enc     *encoder
+	cur     *shmring.Cursor // the next record to send
+	lagCur  *shmring.Cursor // for the age of the oldest unsent record
+	track   *tracker        // shared with the promise goroutine
+	written uint64          // the position last written to the cursor file
+	breaker *breaker
+	client  *kgo.Client
+
+	c *counters // shared with the promise goroutine and hooks
+
+	// Signals from the promise goroutine and the client's hooks, read
+	// and cleared by the producing loop once per tick.
+	acks     atomic.Uint64 // records acknowledged
+	progress chan struct{} // a record was acknowledged (capacity 1)
+	failed   atomic.Bool   // a record failed, or a broker could not be reached
+	lastAck  time.Time     // when acks last grew (producing loop's view)
+	lastSeen uint64        // acks at the last tick
+	lastGap  uint64        // the seq a loss was last logged before
+}
+
+// startPosition reads the cursor file: forwarding resumes after its seq
+// on the same ring, at the ring's oldest record otherwise.
+func (f *forwarder) startPosition() (uint64, error) {
+	pos, err := f.cursor.read()
+	if err != nil {
+		return 0, err
+	}
+	st := f.ring.Stats()
+	switch {
+	case pos.RingID == f.ringID:
+		return pos.Seq + 1, nil
+	case pos.RingID != "":
+		f.log.Warn("the cursor belongs to another ring (recreated?): forwarding from its oldest record",
+			"cursor_ring_id", pos.RingID, "ring_id", f.ringID)
+	}
+	return max(st.Oldest, shmring.FirstSeq), nil
+}
+
+// run forwards until ctx is done, moving between the breaker's states.
+func (f *forwarder) run(ctx context.Context) {
+	state := BreakerHalfOpen // a first probe opens the connection
+	next := time.Now()
+	report := time.NewTicker(f.opts.ReportInterval)
+	defer report.Stop()
+	for ctx.Err() == nil {
+		f.c.breaker.Store(int32(state))
+		switch state {
+		case BreakerHalfOpen:
+			if f.probe(ctx) {
+				f.log.Info("Kafka reachable: forwarding", "breaker", "closed")
+				state = BreakerClosed
+				continue
+			}
+			d := f.breaker.openFor()
+			f.log.Warn("Kafka unreachable: circuit breaker open", "retry_in", d.Round(time.Millisecond))
+			next, state = time.Now().Add(d), BreakerOpen
+		case BreakerOpen:
+			t := time.NewTimer(time.Until(next))
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+				state = BreakerHalfOpen
+			case <-report.C:
+				f.report()
+			}
+			t.Stop()
+		case BreakerClosed:
+			if !f.produce(ctx, report.C) {
+				continue // ctx done
+			}
+			d := f.breaker.openFor()
+			f.log.Warn("Kafka failing: circuit breaker open; records not acknowledged will be sent again",
+				"retry_in", d.Round(time.Millisecond), "pending", f.track.pending())
+			f.resetClient()
+			next, state = time.Now().Add(d), BreakerOpen
+		}
+	}
+}
+
+// probe makes a client and asks a broker for metadata; on success the
+// client stays for producing.
+func (f *forwarder) probe(ctx context.Context) bool {
+	cl, err := kgo.NewClient(f.kopts...)
+	if err != nil {
+		f.log.Error("create Kafka client", "err", err)
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = cl.Ping(pctx)
+	cancel()
+	if err != nil {
+		cl.Close()
+		if ctx.Err() == nil {
+			f.c.error(ErrProbe)
+			f.log.Debug("probe failed", "err", err)
+		}
+		return false
+	}
+	f.client = cl
+	f.lastAck, f.lastSeen = time.Now(), f.acks.Load()
+	f.failed.Store(false)
+	return true
+}
+
+// resetClient closes the client: what it held unacknowledged is sent again
+// from the acknowledged position by the next one.
+func (f *forwarder) resetClient() {
+	if f.client == nil {
+		return
+	}
+	f.client.Close()
+	f.client = nil
+	done, _ := f.track.position()
+	f.track.reset(done + 1)
+	f.cur.Seek(done + 1)
+}
+
+// produce sends records until ctx is done (false) or the breaker opens
+// (true). It never blocks in the client: at MaxBuffered records pending it
+// waits for an acknowledgement, so that the breaker is judged on time
+// however the cluster behaves.
+func (f *forwarder) produce(ctx context.Context, report <-chan time.Time) bool {
+	health := time.NewTicker(tick)
+	defer health.Stop()
+	for {
+		var full bool
+		select {
+		case <-ctx.Done():
+			return false
+		case <-health.C:
+			if f.judge() {
+				return true
+			}
+			f.saveCursor()
+			continue
+		case <-report:
+			f.report()
+			continue
+		default:
+			var ok bool
+			if full, ok = f.step(ctx); !ok {
+				return false
+			}
+		}
+		if full {
+			select {
+			case <-ctx.Done():
+			case <-f.progress:
+			case <-health.C:
+				if f.judge() {
+					return true
+				}
+				f.saveCursor()
+			case <-report:
+				f.report()
+			}
+		}
+	}
+}
+
+// step sends the next record, or waits up to a tick for one when the ring
+// has no more. It reports full when MaxBuffered records are pending, and
+// false when the ring cannot be read.
+func (f *forwarder) step(ctx context.Context) (full, ok bool) {
+	if f.track.pending() >= f.cfg.MaxBuffered {
+		return true, true
+	}
+	rec, lost, err := f.cur.Next()
+	if lost > 0 {
+		f.noteLoss(lost)
+	}
+	if errors.Is(err, shmring.ErrNoRecord) {
+		f.track.skipped(f.cur.Pos())
+		f.saveCursor()
+		wctx, cancel := context.WithTimeout(ctx, tick)
+		f.ring.Wait(wctx, f.cur.Pos())
+		cancel()
+		return false, true
+	}
+	if err != nil {
+		f.log.Error("read ring", "err", err)
+		return false, false
+	}
+	kr, ok := f.enc.encode(rec.Seq, rec.Time, rec.Payload)
+	if !ok {
+		f.c.error(ErrDecode)
+		f.c.dropped.Add(1)
+		f.log.Error("record does not decode: not forwarded", "seq", rec.Seq)
+		f.track.skipped(rec.Seq + 1)
+		return false, true
+	}
+	seq, size := rec.Seq, len(kr.Value)
+	f.track.sent(seq, rec.Time)
+	f.client.Produce(ctx, kr, func(_ *kgo.Record, err error) { f.promise(seq, size, err) })
+	return false, true
+}
+
+// promise runs on the client's promise goroutine, one at a time.
+func (f *forwarder) promise(seq uint64, size int, err error) {
+	switch {
+	case err == nil:
+		if f.track.acked(seq) {
+			f.c.records.Add(1)
+			f.c.bytes.Add(uint64(size))
+			f.acks.Add(1)
+			select {
+			case f.progress <- struct{}{}:
+			default:
+			}
+		}
+	case errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge):
+		// Refused for good: sending it again would block everything after it.
+		if f.track.acked(seq) {
+			f.c.error(ErrTooLarge)
+			f.c.dropped.Add(1)
+			f.log.Error("the brokers refuse the record as too large: not forwarded", "seq", seq, "bytes", size)
+		}
+	case errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled):
+		// A client closed on purpose: the record is sent again.
+	default:
+		f.c.error(ErrProduce)
+		f.failed.Store(true)
+		f.log.Debug("record failed", "seq", seq, "err", err)
+	}
+}
+
+// judge runs once per tick: acknowledgements count as a success; failures
+// (or a stall) while records wait count against the breaker. It reports
+// whether the breaker opens.
+func (f *forwarder) judge() bool {
+	now := time.Now()
+	acks := f.acks.Load()
+	failed := f.failed.Swap(false)
+	if acks != f.lastSeen {
+		f.lastSeen, f.lastAck = acks, now
+		f.breaker.success()
+		return false
+	}
+	if f.track.pending() == 0 {
+		f.lastAck = now // nothing waits: nothing can stall
+		return false
+	}
+	stalled := now.Sub(f.lastAck) >= f.cfg.StallTimeout
+	if stalled {
+		f.c.error(ErrStall)
+		f.lastAck = now
+	}
+	return (failed || stalled) && f.breaker.failure()
+}
+
+// noteLoss counts records the ring overwrote before they were sent, and
+// logs each gap once.
+func (f *forwarder) noteLoss(lost uint64) {
+	f.c.lost.Add(lost)
+	from := f.cur.Pos() - 1 - lost
+	if from != f.lastGap {
+		f.log.Error("records lost: the ring overwrote them before they were forwarded",
+			"lost", lost, "first_seq", from, "resumed_at_seq", f.cur.Pos()-1)
+		f.lastGap = from
+	}
+}
+
+// saveCursor writes the acknowledged position when it moved.
+func (f *forwarder) saveCursor() {
+	done, _ := f.track.position()
+	if done == f.written {
+		return
+	}
+	if err := f.cursor.write(Position{RingID: f.ringID, Seq: done}); err != nil {
+		f.log.Error("save the forwarding position", "err", err)
+		return
+	}
+	f.written = done
+}
+
+// stop flushes what the client holds, under flushTimeout, and saves the
+// position.
+func (f *forwarder) stop() {
+	f.c.breaker.Store(int32(BreakerClosed))
+	if f.client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		if err := f.client.Flush(ctx); err != nil {
+			f.log.Warn("stop: not every record was acknowledged in time; they will be sent again", "pending", f.track.pending())
+		}
+		cancel()
+		f.client.Close()
+	}
+	f.saveCursor()
+	done, _ := f.track.position()
+	f.log.Info("forwarder stopped", "acked_seq", done)
+}
+
+// report sends a snapshot to Options.Report.
+func (f *forwarder) report() {
+	if f.opts.Report != nil {
+		f.opts.Report(f.stats())
+	}
+}
+
+func (f *forwarder) stats() Stats {
+	s := f.c.snapshot()
+	done, oldestPending := f.track.position()
+	s.Acked = done
+	s.Pending = f.track.pending()
+	if head := f.ring.Head(); head > done+1 {
+		s.LagRecords = head - 1 - done
+	}
+	switch {
+	case oldestPending != 0:
+		s.LagSeconds = time.Since(time.Unix(0, oldestPending)).Seconds()
+	case s.LagRecords > 0:
+		f.lagCur.Seek(done + 1)
+		if rec, _, err := f.lagCur.Next(); err == nil {
+			s.LagSeconds = time.Since(time.Unix(0, rec.Time)).Seconds()
+		}
+	}
+	s.LagSeconds = max(s.LagSeconds, 0)
+	return s
+}
+
+// hooks count connection and request failures and time produce requests.
+type hooks struct{ f *forwarder }
+
+func (h hooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		h.f.c.error(ErrConnect)
+		h.f.failed.Store(true)
+	}
+}
+
+func (h hooks) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if e2e.WriteErr != nil || e2e.ReadErr != nil {
+		h.f.c.error(ErrRequest)
+		return
+	}
+	if key == 0 { // Produce
+		h.f.c.latency.observe(e2e.DurationE2E())
+	}
+}
