@@ -45,6 +45,8 @@ type Config struct {
 	QueryTLSClientCA string `toml:"query_tls_client_ca"`
 	QueryTokenFile   string `toml:"query_token_file"`
 	QueryInsecure    bool   `toml:"query_insecure"`
+
+	Kafka *KafkaConfig `toml:"kafka"` // nil: no forwarding
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -143,6 +145,11 @@ func (c *Config) Validate() error {
 	if c.QueryAddr != "" {
 		if err := c.queryGuard().Check(c.QueryAddr); err != nil {
 			return fmt.Errorf("query_addr %q: %w", c.QueryAddr, err)
+		}
+	}
+	if c.Kafka != nil {
+		if err := c.Kafka.Validate(); err != nil {
+			return err
 		}
 	}
 	if c.PIDFile != "" && !filepath.IsAbs(c.PIDFile) {

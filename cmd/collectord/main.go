@@ -8,6 +8,10 @@
 // SIGHUP it re-executes its binary, which re-reads the configuration, and
 // hands the sockets and the ring to the new process without losing a
 // datagram (see internal/daemon).
+//
+// With a [kafka] table in the configuration, the daemon also runs
+// `collectord forward`, the process that forwards the ring's records to
+// Kafka (see internal/forward); it is not meant to be run by hand.
 package main
 
 import (
@@ -22,6 +26,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "forward" {
+		os.Exit(runForward())
+	}
 	cfg, err := Load(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

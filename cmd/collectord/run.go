@@ -54,6 +54,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 		QueryAddr:   cfg.QueryAddr,
 		MetricsAddr: cfg.MetricsAddr,
 		PIDFile:     cfg.PIDFile,
+		Forward:     cfg.forwardConfig(),
 		Query:       qopts,
 		RateLimit: ingestloop.RateLimit{
 			Burst:    cfg.RateLimitBurst,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/fault"
+	"github.com/collectord/collectord/internal/forward"
 	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/internal/sdnotify"
 	"github.com/collectord/collectord/internal/upgrade"
@@ -70,6 +71,9 @@ type Config struct {
 
 	PIDFile string // written atomically by whichever process serves; "" for none
 
+	// Forward, if not nil, runs the Kafka forwarder (`Exe forward`).
+	Forward *forward.Config
+
 	// Exe and Args re-execute the daemon on an upgrade (Args[0] included).
 	Exe  string
 	Args []string
@@ -118,6 +122,10 @@ type daemon struct {
 	serving  sync.WaitGroup // Serve goroutines of qs and metrics
 
 	stopStatus func() // stops statusLoop and waits for it; idempotent
+
+	fwd        *forward.Supervisor                // the forwarder, when configured
+	fwdPtr     atomic.Pointer[forward.Supervisor] // fwd, for the metrics goroutines
+	fwdStopped chan struct{}                      // closed once fwd stopped; nil until stopping
 
 	handedOver bool // sockets and ring now belong to a new process
 	// socketFile is the datagram socket's path when this process must
@@ -198,6 +206,7 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		// The previous process stopped reading just before it closed the ring.
 		d.handoff = d.ingestStarted.Sub(rs.ClosedAt)
 	}
+	defer d.endStopForward() // runs after stopServers: the forwarder flushed meanwhile
 	defer d.stopServers(context.WithoutCancel(ctx))
 	if err := d.startServers(); err != nil {
 		d.stopIngest()
@@ -221,6 +230,7 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 			d.log.Warn("write pid file", "path", d.cfg.PIDFile, "err", err)
 		}
 	}
+	d.startForward()
 	d.log.Info("collectord ready", "socket", d.cfg.Socket, "query_addr", addrOf(d.socks.query),
 		"metrics_addr", addrOf(d.socks.metrics), "pid", os.Getpid())
 
@@ -237,6 +247,7 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 		select {
 		case <-ctx.Done():
 			d.notify.Stopping()
+			d.beginStopForward()
 			// Accept nothing more: under socket activation new
 			// connections wait in the backlog for the next instance
 			// instead of being greeted and told "shutdown".

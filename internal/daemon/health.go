@@ -37,6 +37,15 @@ func (d *daemon) metricsHandler() http.Handler {
 	if qs != nil {
 		src.Query = qs.Stats
 	}
+	if d.cfg.Forward != nil {
+		src.Forward = func() metrics.ForwardStats {
+			var fs metrics.ForwardStats
+			if s := d.fwdPtr.Load(); s != nil {
+				fs.Stats, fs.Running, fs.Restarts = s.Stats()
+			}
+			return fs
+		}
+	}
 	return metrics.Handler(metrics.NewRegistry(src), d.ingestHealth)
 }
 

@@ -70,6 +70,9 @@ func (d *daemon) upgrade(ctx context.Context) error {
 	// WATCHDOG=1 from this one after MAINPID.
 	d.stopStatus()
 	d.notify.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=upgraded to pid %d", child.PID(), child.PID()))
+	// The new process's forwarder waits for this one's to flush and let
+	// go of the cursor.
+	d.beginStopForward()
 	// Finish in-flight batches; followers get their cursor and reconnect
 	// to the new process on the same listener.
 	d.stopServers(context.WithoutCancel(ctx))

@@ -34,6 +34,8 @@ type Sources struct {
 	RingOldestTime func() (time.Time, bool)
 	Query          func() query.ServerStats
 	Upgrades       func() UpgradeStats
+	// Forward is the Kafka forwarder's state; nil when forwarding is off.
+	Forward func() ForwardStats
 }
 
 // NewRegistry returns a registry with collectord's metrics, build info and
@@ -209,6 +211,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descFollowers, float64(s.FollowersActive))
 		counter(descRecordsSent, float64(s.RecordsSent))
 		counter(descRecordsLost, float64(s.RecordsLost))
+	}
+	if c.src.Forward != nil {
+		collectForward(ch, c.src.Forward())
 	}
 	if c.src.Upgrades != nil {
 		s := c.src.Upgrades()
