@@ -172,11 +172,35 @@ func writeStats(w io.Writer, addr string, a, b samples, secs float64, now time.T
 
 	fmt.Fprintf(w, "clients   %.0f connections, %.0f following; %.0f records lost by followers\n",
 		b.one("collectord_query_connections"), b.one("collectord_query_followers"), b.one("collectord_query_records_lost_total"))
+	if _, forwarding := b["collectord_forward_up"]; forwarding {
+		writeForward(w, a, b, secs)
+	}
 	up := b["collectord_upgrades_total"]
 	ok, failed := up[`result="succeeded"`], up[`result="failed"`]
 	if ok+failed > 0 || b.one("collectord_upgrade_handoff_seconds") > 0 {
 		fmt.Fprintf(w, "upgrades  %.0f succeeded, %.0f failed; this process took over in %.2f ms\n",
 			ok, failed, 1000*b.one("collectord_upgrade_handoff_seconds"))
+	}
+}
+
+// writeForward describes the Kafka forwarder: its rate, lag and breaker.
+func writeForward(w io.Writer, a, b samples, secs float64) {
+	state := "down"
+	if b.one("collectord_forward_up") == 1 {
+		state = "?"
+		for labels, v := range b["collectord_forward_breaker_state"] {
+			if v == 1 {
+				state = label(labels, "state")
+			}
+		}
+	}
+	fmt.Fprintf(w, "kafka     %.1f records/s, %s/s; lag %.0f records, %.1f s; breaker %s\n",
+		(b.sum("collectord_forward_records_total")-a.sum("collectord_forward_records_total"))/secs,
+		humanBytes((b.sum("collectord_forward_bytes_total")-a.sum("collectord_forward_bytes_total"))/secs),
+		b.one("collectord_forward_lag_records"), b.one("collectord_forward_lag_seconds"), state)
+	lost, dropped := b.one("collectord_forward_lost_records_total"), b.one("collectord_forward_dropped_records_total")
+	if lost+dropped > 0 {
+		fmt.Fprintf(w, "          %.0f records lost to the ring before they were forwarded, %.0f refused by the brokers\n", lost, dropped)
 	}
 }
 

@@ -54,6 +54,9 @@ func TestStatsFormatting(t *testing.T) {
 		fmt.Fprintf(w, "collectord_ingest_datagrams_total{format=\"rfc3164\"} %d\n", 300*n)
 		fmt.Fprint(w, "collectord_ingest_anomalies_total{reason=\"malformed\"} 4\ncollectord_ingest_anomalies_total{reason=\"empty\"} 0\n")
 		fmt.Fprint(w, "collectord_upgrades_total{result=\"succeeded\"} 2\ncollectord_upgrades_total{result=\"failed\"} 1\ncollectord_upgrade_handoff_seconds 0.0012\n")
+		fmt.Fprintf(w, "collectord_forward_up 1\ncollectord_forward_records_total %d\ncollectord_forward_bytes_total %d\n", 50*n, 51200*n)
+		fmt.Fprint(w, "collectord_forward_lag_records 1234\ncollectord_forward_lag_seconds 7.25\ncollectord_forward_lost_records_total 9\n")
+		fmt.Fprint(w, "collectord_forward_breaker_state{state=\"closed\"} 0\ncollectord_forward_breaker_state{state=\"open\"} 1\n")
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -67,6 +70,8 @@ func TestStatsFormatting(t *testing.T) {
 	for _, want := range []string{
 		"ingest    200.0 records/s", "800 stored since start", "by format: json 25%, rfc3164 75%",
 		"anomalies malformed 4", "upgrades  2 succeeded, 1 failed; this process took over in 1.20 ms",
+		"kafka     25.0 records/s, 25.0 KiB/s; lag 1234 records, 7.2 s; breaker open",
+		"9 records lost to the ring before they were forwarded, 0 refused by the brokers",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
