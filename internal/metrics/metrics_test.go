@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/collectord/collectord/internal/forward"
 	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/query"
@@ -39,6 +40,17 @@ func testSources() Sources {
 			return s
 		},
 		Upgrades: func() UpgradeStats { return UpgradeStats{Succeeded: 3, HandoffSeconds: 0.0008} },
+		Forward: func() ForwardStats {
+			s := ForwardStats{Running: true, Restarts: 1}
+			s.Records, s.Bytes, s.Lost, s.Acked, s.LagRecords, s.LagSeconds = 70, 7000, 3, 80, 20, 1.5
+			s.Errors = map[string]uint64{forward.ErrConnect: 4}
+			s.Breaker = forward.BreakerOpen
+			s.Latency.Count, s.Latency.Sum = 2, 0.004
+			for i := range s.Latency.Counts {
+				s.Latency.Counts[i] = 2
+			}
+			return s
+		},
 	}
 }
 
@@ -75,6 +87,19 @@ func TestMetricsExposition(t *testing.T) {
 		`collectord_query_records_sent_total 300`,
 		`collectord_upgrades_total{result="succeeded"} 3`,
 		`collectord_upgrade_handoff_seconds 0.0008`,
+		`collectord_forward_up 1`,
+		`collectord_forward_restarts_total 1`,
+		`collectord_forward_records_total 70`,
+		`collectord_forward_bytes_total 7000`,
+		`collectord_forward_errors_total{kind="connect"} 4`,
+		`collectord_forward_errors_total{kind="too_large"} 0`,
+		`collectord_forward_lost_records_total 3`,
+		`collectord_forward_acked_sequence 80`,
+		`collectord_forward_lag_records 20`,
+		`collectord_forward_lag_seconds 1.5`,
+		`collectord_forward_breaker_state{state="open"} 1`,
+		`collectord_forward_breaker_state{state="closed"} 0`,
+		`collectord_forward_request_duration_seconds_count 2`,
 		`collectord_build_info{`,
 		`go_goroutines `,
 		`process_open_fds `,
