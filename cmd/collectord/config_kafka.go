@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -36,7 +37,11 @@ type KafkaConfig struct {
 	ClientID    string   `toml:"client_id"`
 	Linger      Duration `toml:"linger"`
 	MaxBuffered int      `toml:"max_buffered"`
+	Nice        *int     `toml:"nice"` // nil: defaultForwardNice
 }
+
+// defaultForwardNice is the forwarder's default nice value.
+const defaultForwardNice = 10
 
 // Validate names the first key with an unacceptable value and the
 // accepted range. Files are checked for existence, not read: the
@@ -78,6 +83,8 @@ func (k *KafkaConfig) Validate() error {
 		return fmt.Errorf("kafka.cursor %q: must be an absolute path", k.Cursor)
 	case k.Linger < 0 || k.Linger > Duration(time.Minute):
 		return fmt.Errorf("kafka.linger %s: must be between 0 and 1m", k.Linger)
+	case k.Nice != nil && (*k.Nice < 0 || *k.Nice > 19):
+		return fmt.Errorf("kafka.nice %d: must be between 0 (the daemon's priority) and 19", *k.Nice)
 	case k.MaxBuffered < 0 || k.MaxBuffered > 1_000_000:
 		return fmt.Errorf("kafka.max_buffered %d: must be between 1 and 1000000 (0: the default)", k.MaxBuffered)
 	}
@@ -117,5 +124,6 @@ func (c *Config) forwardConfig() *forward.Config {
 		TLS: k.TLS, TLSCA: k.TLSCA, TLSCert: k.TLSCert, TLSKey: k.TLSKey,
 		SASLMechanism: k.SASLMechanism, SASLUser: k.SASLUser, SASLPasswordFile: k.SASLPasswordFile,
 		ClientID: k.ClientID, Linger: time.Duration(k.Linger), MaxBuffered: k.MaxBuffered,
+		Nice: *cmp.Or(k.Nice, new(int(defaultForwardNice))),
 	}
 }

@@ -71,6 +71,10 @@ type Config struct {
 	// twice as long. Defaults 1s and 1m.
 	BreakerMin time.Duration `json:"breaker_min,omitempty"`
 	BreakerMax time.Duration `json:"breaker_max,omitempty"`
+	// Nice is the forwarder process's nice value: the cold path yields
+	// the CPU to ingest and queries, and catches up when they idle. 0
+	// leaves it alone (collectord's configuration defaults to 10).
+	Nice int `json:"nice,omitempty"`
 }
 
 // withDefaults fills in zero fields.
