@@ -3,7 +3,8 @@
 // its test checks the module's layout rules:
 //
 //   - every package says what it is in a package comment, and every
-//     library package (pkg/..., internal/...) has it in doc.go;
+//     library package (pkg/..., internal/..., not commands) has it in
+//     doc.go;
 //   - nothing under pkg/ imports a package under internal/, so that every
 //     public package can be used from outside the module;
 //   - no non-test Go file under cmd/, pkg/ or internal/ is over 600
