@@ -49,7 +49,7 @@ wait_for() {
 # ---------------------------------------------------------------------------
 one() {
 	local cd=$1 bin=$2 dir=$3 qlen=$4 size=$5 count=$6 ring_size=$7 port=$8 scrape=$9
-	local rpin=() spin=() maddr=""
+	local rpin=() spin=() maddr="" spid=
 	if [[ -n ${RECV_CPU:-} ]]; then
 		rpin=(taskset -c "$RECV_CPU")
 		spin=(taskset -c "$SEND_CPUS")
@@ -83,7 +83,8 @@ one() {
 				sleep "$scrape"
 			done
 		) >>"$dir/scrapes" 2>/dev/null &
-		PIDS+=("$!")
+		spid=$!
+		PIDS+=("$spid")
 	fi
 
 	local cpu0 cpu1
@@ -93,7 +94,7 @@ one() {
 	PIDS+=("$!")
 	wait "$!" || die "loadgen failed"
 	cpu1=$(awk '{ print $14 + $15 }' "/proc/$cpid/stat")
-	[[ $scrape == 0 ]] || kill -KILL "${PIDS[-1]}" 2>/dev/null || true
+	[[ $scrape == 0 ]] || kill -KILL "$spid" 2>/dev/null || true
 	kill -TERM "$cpid"
 	wait "$cpid" || die "collectord failed: $(tail -3 "$dir/cd.log")"
 
