@@ -24,7 +24,7 @@
 # median rate of each build, the median of the per-pair ratios
 # instrumented/uninstrumented, and the cost 1 - ratio in percent.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$(realpath "$0")")/../lib.sh"
 
 # ---------------------------------------------------------------------------
@@ -70,7 +70,10 @@ one() {
 	step "${SPIN[@]}" "$bin/loadgen" -socket "$dir/c.sock" -senders 1 -size "$size" -count "$count" \
 		-format rfc3164 -timeout 60s -ring "$dir/ring" >"$dir/lg.json" </dev/null || die "loadgen failed"
 	cpu1=$(proc_cpu "$cpid")
-	[[ $scrape == 0 ]] || kill -KILL "$spid" 2>/dev/null || true
+	if [[ $scrape != 0 ]]; then
+		kill -KILL "$spid" 2>/dev/null || true
+		wait "$spid" 2>/dev/null || true # and no "Killed" notice
+	fi
 	kill -TERM "$cpid"
 	wait "$cpid" || die "collectord failed: $(tail -3 "$dir/cd.log")"
 
