@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # What the benchmark scripts under bench/ share. Each sources it right after
 # `set -euo pipefail`:
 #
@@ -37,7 +38,9 @@ die() {
 # ring), else in TMPDIR (/tmp). On exit, however it comes, cleanup runs;
 # SIGINT and SIGTERM exit 130.
 bench_init() {
-	ROOT=$(cd "$HERE" && git rev-parse --show-toplevel 2>/dev/null || realpath "$HERE/../..")
+	if ! ROOT=$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null); then
+		ROOT=$(realpath "$HERE/../..")
+	fi
 	local base=${BENCH_TMPDIR:-}
 	if [[ -z $base ]]; then
 		base=${TMPDIR:-/tmp}
@@ -71,7 +74,7 @@ inner_init() {
 }
 
 # stop_all SIGNAL: send SIGNAL to CHILD, then to each pid in PIDS, waiting
-# for each in turn. Pids that have already exited are passed over.
+# for each in turn; a pid that has exited already is no error.
 stop_all() {
 	local p
 	if [[ -n $CHILD ]]; then
@@ -136,6 +139,7 @@ pin_cpus() {
 # pin_prefixes sets the arrays RPIN and SPIN to the taskset commands that
 # put the receiver on RECV_CPU and the senders on SEND_CPUS, or to nothing
 # when those are not set (pin_cpus).
+# shellcheck disable=SC2034 # RPIN and SPIN are for the caller
 pin_prefixes() {
 	RPIN=() SPIN=()
 	if [[ -n ${RECV_CPU:-} ]]; then
@@ -214,6 +218,7 @@ start_collectord() {
 	1) die "collectord exited: $(cat "$log")" ;;
 	2) die "collectord not ready after 30s: $(cat "$log")" ;;
 	esac
+	# shellcheck disable=SC2034 # for the caller
 	ADDR=$(sed -n 's/.*"msg":"collectord ready".*"query_addr":"\([^"]*\)".*/\1/p' "$log")
 }
 

@@ -37,7 +37,7 @@
 # Run it from anywhere inside the checkout; it needs go. It cleans up its
 # processes and files, also when interrupted.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$(realpath "$0")")/../lib.sh"
 
 ROUNDS=${ROUNDS:-18}

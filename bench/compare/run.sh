@@ -31,7 +31,7 @@
 # ingest rate also the median of the per-round ratios). Run it from
 # anywhere inside the checkout as root or not; it cleans up after itself.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$(realpath "$0")")/../lib.sh"
 PROG=compare
 

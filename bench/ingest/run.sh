@@ -27,7 +27,7 @@
 # median of the per-repetition collectord/baseline ratios. Run it from the
 # module root or anywhere inside the checkout; it needs go.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$(realpath "$0")")/../lib.sh"
 
 # ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@
 # BENCH_TMPDIR (where the ring goes: /dev/shm when writable, else TMPDIR).
 # No OTEL_* variable may be set: the figures are for tracing off.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$(realpath "$0")")/../lib.sh"
 
 RUNS=${RUNS:-100}

@@ -29,7 +29,7 @@
 # host's sysctl is never touched. Without root only the host's value is
 # measured. Run it from anywhere inside the checkout; it needs go.
 set -euo pipefail
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$(realpath "$0")")/../lib.sh"
 
 # Inner mode, inside unshare -n: set the qlen, bring up lo, run upgrader.
