@@ -157,6 +157,24 @@ revision() {
 	echo "$rev$dirty"
 }
 
+# AWK_STATS: awk functions to put before an awk program, as in
+# awk "$AWK_STATS"'{ ... }': median(s), the median of the numbers in the
+# space-separated list s, and range(s, d), their "lowest-highest" with d
+# decimals.
+# shellcheck disable=SC2034 # for the caller
+AWK_STATS='
+function median(s,   a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function range(s, d,   a, n, i, lo, hi) {
+	n = split(s, a, " "); lo = hi = a[1] + 0
+	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
+	return sprintf("%." d "f-%." d "f", lo, hi)
+}
+'
+
 # jget KEY [FILE]: the value of the first "KEY": in FILE (or stdin) as
 # text: a number, true, false or null as written, a string without its
 # quotes (our programs write no escapes in the strings read this way).

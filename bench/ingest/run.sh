@@ -195,17 +195,7 @@ echo "collectord $(revision), $(nproc) CPUs, $(uname -r), format $FORMAT, ring $
 echo
 echo "| qlen | senders | size | datagrams | baseline msg/s | collectord msg/s | collectord/baseline | baseline CPU µs/msg | collectord CPU µs/msg | collectord faults/msg | lost | verify |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-awk -F'\t' '
-function median(s,   a, n, i, j, t) {
-	n = split(s, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function range(s,   a, n, i, lo, hi) {
-	n = split(s, a, " "); lo = hi = a[1] + 0
-	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
-	return sprintf("%.2f-%.2f", lo, hi)
-}
+awk -F'\t' "$AWK_STATS"'
 {
 	k = $1 SUBSEP $2 SUBSEP $3
 	if (!(k in seen)) { seen[k] = 1; order[++nk] = k; cnt[k] = $4 * $2 }
@@ -217,18 +207,14 @@ END {
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, f, SUBSEP)
 		printf "| %s | %s | %s | %d | %.0f | %.0f | %.2f (%s) | %.2f | %.2f | %.3f | %d | %d/%d ok |\n",
-			f[1], f[2], f[3], cnt[k], median(b[k]), median(c[k]), median(r[k]), range(r[k]),
+			f[1], f[2], f[3], cnt[k], median(b[k]), median(c[k]), median(r[k]), range(r[k], 2),
 			median(bc[k]), median(cc[k]), median(fl[k]), lost[k], ok[k] + 0, runs[k]
 	}
 }' "$RESULTS"
 echo
 # The target: 1 sender, 100 B, collectord at least 85% of the ceiling, nothing lost.
-awk -F'\t' '$2 == 1 && $3 == 100 { r[$1] = r[$1] " " ($6 / $5); if ($14 != "ok") bad[$1] = 1; if (!($1 in seen)) { seen[$1] = 1; q[++n] = $1 } }
-function median(s,   a, k, i, j, t) {
-	k = split(s, a, " ")
-	for (i = 2; i <= k; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-}
+awk -F'\t' "$AWK_STATS"'
+$2 == 1 && $3 == 100 { r[$1] = r[$1] " " ($6 / $5); if ($14 != "ok") bad[$1] = 1; if (!($1 in seen)) { seen[$1] = 1; q[++n] = $1 } }
 END {
 	for (i = 1; i <= n; i++) {
 		m = median(r[q[i]])

@@ -159,17 +159,7 @@ done
 echo
 echo "collectord $(revision), $(nproc) CPUs, $(uname -r), 1 sender x $COUNT x $SIZE B rfc3164, qlen $QLEN, nice $NICE, $pinning, scrape every ${SCRAPE}s (instrumented only), $REPEAT pairs, $((SECONDS - t0)) s, load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 echo
-awk -F'\t' '
-function median(s,   a, n, i, j, t) {
-	n = split(s, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function range(s,   a, n, i, lo, hi) {
-	n = split(s, a, " "); lo = hi = a[1] + 0
-	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
-	return sprintf("%.3f-%.3f", lo, hi)
-}
+awk -F'\t' "$AWK_STATS"'
 {
 	rate[$2] = rate[$2] " " $3; cpu[$2] = cpu[$2] " " $4; sok[$2] += $5; sfail[$2] += $6
 	lost[$2] += $8 + $9 + $10 + $11; runs[$2]++; if ($7 == "ok") ok[$2]++
@@ -185,7 +175,7 @@ END {
 		printf "| %s | %.0f | %.2f | %d/%d | %d | %d/%d ok |\n", name[k], median(rate[k]), median(cpu[k]), sok[k], sfail[k], lost[k], ok[k] + 0, runs[k]
 	}
 	m = median(ratio)
-	printf "\nRatio instrumented/uninstrumented: %.3f (median of %d pairs, range %s; ratio of medians %.3f)\n", m, split(ratio, t, " "), range(ratio), median(rate["on"]) / median(rate["off"])
+	printf "\nRatio instrumented/uninstrumented: %.3f (median of %d pairs, range %s; ratio of medians %.3f)\n", m, split(ratio, t, " "), range(ratio, 3), median(rate["on"]) / median(rate["off"])
 	printf "Instrumentation cost: %.1f%% of ingest rate (target < 3%%): %s\n", (1 - m) * 100, (1 - m < 0.03) ? "met" : "NOT met"
 	if (sfail["on"] > 0) print "Note: some scrapes of /metrics failed (endpoint missing or not serving?)"
 }' "$RESULTS"
