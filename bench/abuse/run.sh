@@ -37,8 +37,8 @@
 # Run it from anywhere inside the checkout; it needs go. It cleans up its
 # processes and files, also when interrupted.
 set -euo pipefail
-
-die() { echo "run.sh: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
 
 ROUNDS=${ROUNDS:-18}
 N=${N:-200000}
@@ -49,70 +49,28 @@ SLOWLORIS=${SLOWLORIS:-25}
 STALLED=${STALLED:-8}
 TAILS=${TAILS:-3}
 TAIL_EVERY=${TAIL_EVERY:-200ms}
-if [[ $(id -u) == 0 ]]; then NICE=${NICE:--20}; else NICE=${NICE:-0}; fi
+NICE=${NICE:-$(default_nice)}
 
-SELF=$(realpath "$0")
-ROOT=$(cd "$(dirname "$SELF")" && git rev-parse --show-toplevel 2>/dev/null || realpath "$(dirname "$SELF")/../..")
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/collectord-abuse.XXXXXX")
-DAEMON= # the daemon's pid
-CHILD=  # the step running now
-cleanup() {
-	if [[ -n $CHILD ]]; then
-		kill -TERM "$CHILD" 2>/dev/null || true
-		wait "$CHILD" 2>/dev/null || true
-	fi
-	if [[ -n $DAEMON ]]; then
-		kill -TERM "$DAEMON" 2>/dev/null || true
-		wait "$DAEMON" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init collectord-abuse
 
 BIN=$WORK/bin
 echo "building into $BIN ..." >&2
 mkdir -p "$BIN"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$BIN/" ./cmd/collectord ./cmd/logctl ./bench/query/qbench)
-# The step runs in the background and is waited for, so that a signal to
-# this script is acted on at once rather than after the step ends.
-step() {
-	"$@" &
-	CHILD=$!
-	wait "$CHILD"
-	CHILD=
-}
-# jget KEY FILE: a top-level number from a JSON object.
-jget() { grep -o "\"$1\":[-0-9.e+]*" "$2" | head -1 | cut -d: -f2; }
-# jlist KEY FILE: a top-level array of numbers, comma-separated.
-jlist() { grep -o "\"$1\":\[[^]]*\]" "$2" | cut -d: -f2 | tr -d '[]'; }
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 
 SOCK=$WORK/c.sock RING=$WORK/ring
-# Not through step: $! must be the daemon itself (nice execs it).
-nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size 256MiB \
-	--query-addr 127.0.0.1:0 --metrics-addr "" 2>"$WORK/log" &
-DAEMON=$!
-ADDR=
-for ((i = 0; i < 600; i++)); do
-	ADDR=$(grep -o '"msg":"collectord ready".*"query_addr":"[^"]*"' "$WORK/log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"' || true)
-	[[ -n $ADDR ]] && break
-	kill -0 "$DAEMON" 2>/dev/null || die "collectord exited: $(cat "$WORK/log")"
-	sleep 0.05
-done
-[[ -n $ADDR ]] || die "collectord not ready after 30s: $(cat "$WORK/log")"
+start_collectord "$WORK/log" nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size 256MiB \
+	--query-addr 127.0.0.1:0 --metrics-addr ""
+DAEMON=$DPID
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$SECONDS
 echo "measuring ingest with and without the abuse mix ($ROUNDS rounds of 3 x $N datagrams) ..." >&2
 f=$WORK/abuse.json
 args=(-n "$N" -senders "$SENDERS" -idle "$IDLE" -half-open "$HALF_OPEN" -slowloris "$SLOWLORIS" -stalled "$STALLED" -tails "$TAILS" -tail-every "$TAIL_EVERY" -rounds "$ROUNDS")
-step nice -n "$NICE" "$BIN/qbench" abuse -socket "$SOCK" -ring "$RING" -addr "$ADDR" -logctl "$BIN/logctl" -pid "$DAEMON" "${args[@]}" >"$f"
+# Through run (bench/lib.sh): a signal to this script is acted on at once.
+run "$BIN/qbench" abuse -socket "$SOCK" -ring "$RING" -addr "$ADDR" -logctl "$BIN/logctl" -pid "$DAEMON" "${args[@]}" >"$f"
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 kill -0 "$DAEMON" 2>/dev/null || die "collectord died: $(cat "$WORK/log")"
 

@@ -31,8 +31,9 @@
 # ingest rate also the median of the per-round ratios). Run it from
 # anywhere inside the checkout as root or not; it cleans up after itself.
 set -euo pipefail
-
-die() { echo "compare: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
+PROG=compare
 
 ROUNDS=5
 while getopts r: opt; do
@@ -48,25 +49,19 @@ TAIL_RUNS=${TAIL_RUNS:-200}
 LAT_N=${LAT_N:-5000}
 COUNT=${COUNT:-400000}
 
-SELF=$(realpath "$0")
-ROOT=$(cd "$(dirname "$SELF")" && git rev-parse --show-toplevel)
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/collectord-compare.XXXXXX")
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+# It builds revisions from git worktrees: a git checkout only.
+git -C "$HERE" rev-parse --show-toplevel >/dev/null
+bench_init collectord-compare
+# cleanup_hook: run by the clean-up after the daemons have stopped, before
+# WORK goes: unregister the revisions' worktrees.
+cleanup_hook() {
+	local t
 	for t in "$WORK"/src-*; do
-		[[ -d $t ]] && git -C "$ROOT" worktree remove --force "$t" 2>/dev/null
+		if [[ -d $t ]]; then
+			git -C "$ROOT" worktree remove --force "$t" 2>/dev/null || true
+		fi
 	done
-	rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # build NAME REV: the daemon and logctl of REV ("" = the working tree)
 # into $WORK/NAME.
@@ -87,27 +82,16 @@ mkdir -p "$WORK/tools"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/tools/" ./bench/ingest/loadgen ./bench/ingest/verify ./bench/query/qbench)
 T=$WORK/tools
 
-jget() { sed -n 's/.*"'"$1"'":\([^,}]*\).*/\1/p' "$2" | head -1; }
-proc_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # start NAME DIR [ARGS...]: run build NAME's daemon on a socket and ring in
 # DIR; sets DPID and ADDR.
 start() {
-	local name=$1 dir=$2 i
+	local name=$1 dir=$2
 	shift 2
 	mkdir -p "$dir"
-	"$WORK/$name/collectord" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size 256MiB \
-		--query-addr 127.0.0.1:0 --metrics-addr "" "$@" 2>"$dir/log" &
-	DPID=$!
-	PIDS+=("$DPID")
-	for ((i = 0; i < 600; i++)); do
-		ADDR=$(grep -o '"msg":"collectord ready".*"query_addr":"[^"]*"' "$dir/log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"' || true)
-		[[ -n $ADDR ]] && return 0
-		kill -0 "$DPID" 2>/dev/null || die "$name: collectord exited: $(cat "$dir/log")"
-		sleep 0.05
-	done
-	die "$name: collectord not ready after 30s"
+	start_collectord "$dir/log" "$WORK/$name/collectord" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size 256MiB \
+		--query-addr 127.0.0.1:0 --metrics-addr "" "$@"
 }
 stop() {
 	kill -TERM "$1"
@@ -158,7 +142,7 @@ echo "tail -n 100: $TAIL_RUNS runs of each ..." >&2
 	"$WORK/a/logctl" tail -n 100 --addr "$A_ADDR" ::: "$WORK/b/logctl" tail -n 100 --addr "$B_ADDR" ::: \
 	"$WORK/a/logctl" tail -n 100 --ring "$WORK/qa/ring" ::: "$WORK/b/logctl" tail -n 100 --ring "$WORK/qb/ring" \
 	>"$WORK/tail.json" || die "qbench time failed"
-tail_p50() { sed -n "${1}p" "$WORK/tail.json" >"$WORK/t.json" && jget p50_us "$WORK/t.json"; }
+tail_p50() { sed -n "${1}p" "$WORK/tail.json" | jget p50_us; }
 
 echo "follow latency: $ROUNDS rounds of $LAT_N messages ..." >&2
 : >"$WORK/lat.tsv"

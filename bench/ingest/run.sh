@@ -27,8 +27,8 @@
 # median of the per-repetition collectord/baseline ratios. Run it from the
 # module root or anywhere inside the checkout; it needs go.
 set -euo pipefail
-
-die() { echo "run.sh: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
 
 # ---------------------------------------------------------------------------
 # Inner mode: one measurement pair, run (normally) inside unshare -n.
@@ -37,17 +37,12 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 # ---------------------------------------------------------------------------
 pair() {
 	local bin=$1 dir=$2 qlen=$3 senders=$4 size=$5 count=$6 format=$7 ring_size=$8
-	local total=$((senders * count)) tmo=60s rpin=() spin=()
-	if [[ -n ${RECV_CPU:-} ]]; then
-		rpin=(taskset -c "$RECV_CPU")
-		spin=(taskset -c "$SEND_CPUS")
-	fi
-	# Kill whatever this pair started and is still running. Every child
-	# runs in the background and is waited for with wait, so a signal is
+	local total=$((senders * count)) tmo=60s
+	pin_prefixes
+	# Kill whatever this pair started and is still running, on exit. Every
+	# child runs in the background and is waited for (step), so a signal is
 	# acted on at once rather than after a foreground child ends.
-	PIDS=()
-	trap 'for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done' EXIT
-	trap 'exit 130' INT TERM
+	inner_init
 
 	if [[ $qlen != host ]]; then
 		echo "$qlen" >/proc/sys/net/unix/max_dgram_qlen
@@ -55,25 +50,22 @@ pair() {
 	qlen=$(cat /proc/sys/net/unix/max_dgram_qlen)
 
 	# Baseline: bare recvmmsg receiver.
-	"${rpin[@]}" "$bin/baseline" -socket "$dir/b.sock" -expect "$total" -ready "$dir/b.ready" -timeout "$tmo" >"$dir/base.json" &
+	"${RPIN[@]}" "$bin/baseline" -socket "$dir/b.sock" -expect "$total" -ready "$dir/b.ready" -timeout "$tmo" >"$dir/base.json" &
 	local bpid=$!
 	PIDS+=("$bpid")
-	wait_for "$bpid" test -e "$dir/b.ready" || die "baseline did not start"
-	run_bg "$dir/lg-base.json" "${spin[@]}" "$bin/loadgen" -socket "$dir/b.sock" -senders "$senders" -size "$size" \
-		-count "$count" -format "$format" -timeout "$tmo" || die "loadgen failed"
+	wait_for 10 "$bpid" test -e "$dir/b.ready" || die "baseline did not start"
+	step "${SPIN[@]}" "$bin/loadgen" -socket "$dir/b.sock" -senders "$senders" -size "$size" \
+		-count "$count" -format "$format" -timeout "$tmo" >"$dir/lg-base.json" </dev/null || die "loadgen failed"
 	wait "$bpid" || die "baseline failed: $(cat "$dir/base.json")"
 
 	# collectord, on a fresh ring.
-	"${rpin[@]}" "$bin/collectord" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size "$ring_size" \
-		--query-addr "" --metrics-addr "" 2>"$dir/cd.log" &
-	local cpid=$!
-	PIDS+=("$cpid")
-	wait_for "$cpid" grep -q '"collectord ready"' "$dir/cd.log" || die "collectord did not start: $(cat "$dir/cd.log")"
-	local cpu0 cpu1 flt0 flt1
+	start_collectord "$dir/cd.log" "${RPIN[@]}" "$bin/collectord" --socket "$dir/c.sock" --ring "$dir/ring" \
+		--ring-size "$ring_size" --query-addr "" --metrics-addr ""
+	local cpid=$DPID cpu0 cpu1 flt0 flt1
 	cpu0=$(proc_cpu "$cpid")
 	flt0=$(proc_minflt "$cpid")
-	run_bg "$dir/lg-cd.json" "${spin[@]}" "$bin/loadgen" -socket "$dir/c.sock" -senders "$senders" -size "$size" \
-		-count "$count" -format "$format" -timeout "$tmo" -ring "$dir/ring" || die "loadgen failed"
+	step "${SPIN[@]}" "$bin/loadgen" -socket "$dir/c.sock" -senders "$senders" -size "$size" \
+		-count "$count" -format "$format" -timeout "$tmo" -ring "$dir/ring" >"$dir/lg-cd.json" </dev/null || die "loadgen failed"
 	cpu1=$(proc_cpu "$cpid")
 	flt1=$(proc_minflt "$cpid")
 	kill -TERM "$cpid"
@@ -81,8 +73,8 @@ pair() {
 	wait "$cpid" || die "collectord failed: $(tail -3 "$dir/cd.log")"
 
 	local vstatus=ok
-	run_bg "$dir/verify.json" "$bin/verify" -ring "$dir/ring" -senders "$senders" -count "$count" \
-		-pid "$(jget pid "$dir/lg-cd.json")" || vstatus=FAIL
+	step "$bin/verify" -ring "$dir/ring" -senders "$senders" -count "$count" \
+		-pid "$(jget pid "$dir/lg-cd.json")" >"$dir/verify.json" </dev/null || vstatus=FAIL
 	[[ -s $dir/verify.json ]] || die "verify printed nothing"
 
 	local start last brate crate bcpu ccpu cflt
@@ -101,37 +93,8 @@ pair() {
 		"$(jget out_of_order "$v")" "$(jget ring_lost "$v")" "$vstatus" "$cflt"
 }
 
-# run_bg OUT CMD...: run CMD in the background with stdout to OUT, wait for
-# it and return its status.
-run_bg() {
-	local out=$1
-	shift
-	"$@" >"$out" </dev/null &
-	PIDS+=("$!")
-	wait "$!"
-}
-
-# jget KEY FILE prints the value of a top-level number field of a one-line
-# JSON object (our programs print flat objects of numbers and strings).
-jget() { sed -n 's/.*"'"$1"'":\([^,}]*\).*/\1/p' "$2"; }
-
-# proc_cpu PID prints the process's user+system CPU time in clock ticks,
-# proc_minflt its minor page faults. (The command name, field 2, has no
-# spaces for our binaries.)
-proc_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# proc_minflt PID prints the process's minor page faults (see proc_cpu).
 proc_minflt() { awk '{ print $10 }' "/proc/$1/stat"; }
-
-# wait_for PID CMD...: poll CMD for up to 10 s while PID lives.
-wait_for() {
-	local pid=$1 i
-	shift
-	for ((i = 0; i < 500; i++)); do
-		"$@" 2>/dev/null && return 0
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
 
 # wait_for_exit PID: up to 30 s.
 wait_for_exit() {
@@ -169,30 +132,13 @@ while getopts "r:q:f:h" opt; do
 done
 [[ $REPEAT =~ ^[1-9][0-9]*$ && $REPEAT -le 100 ]] || die "REPEAT $REPEAT: want 1..100"
 
-SELF=$(realpath "$0")
-ROOT=$(cd "$(dirname "$SELF")" && git rev-parse --show-toplevel 2>/dev/null || realpath "$(dirname "$SELF")/../..")
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/collectord-ingest.XXXXXX")
-CHILD=
-cleanup() {
-	if [[ -n $CHILD ]]; then
-		kill -TERM "$CHILD" 2>/dev/null || true
-		wait "$CHILD" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init collectord-ingest
 
 # Private namespaces need root; otherwise measure the host's value only.
 # As root, also run every measurement at nice -20 so that other work on the
 # host (builds, tests) disturbs it less; NICE=0 turns that off.
 host_qlen=$(cat /proc/sys/net/unix/max_dgram_qlen)
-if [[ $(id -u) == 0 ]] && unshare -n true 2>/dev/null; then
+if netns_ok; then
 	ns=yes
 	NICE=${NICE:--20}
 else
@@ -205,15 +151,9 @@ fi
 # to the others: where the scheduler happens to put them otherwise changes
 # the rate twofold (sender and receiver sharing a CPU ping-pong through
 # context switches), which drowns what is measured. PIN=0 turns it off.
-ncpu=$(nproc)
-if [[ ${PIN:-1} != 0 && $ncpu -ge 2 ]] && command -v taskset >/dev/null; then
-	export RECV_CPU=$((ncpu - 1)) SEND_CPUS=0
-	if ((ncpu > 2)); then
-		SEND_CPUS=0-$((ncpu - 2))
-	fi
+if pin_cpus; then
 	pinning="receiver on CPU $RECV_CPU, senders on CPU $SEND_CPUS"
 else
-	unset RECV_CPU SEND_CPUS
 	pinning="no CPU pinning"
 fi
 
@@ -237,16 +177,10 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 			if [[ $NICE != 0 ]]; then
 				cmd=(nice -n "$NICE" "${cmd[@]}")
 			fi
-			"${cmd[@]}" >"$dir/line" </dev/null &
-			CHILD=$!
-			if ! wait "$CHILD"; then
-				CHILD=
-				for f in "$dir"/*.json "$dir"/*.log; do
-					[[ -e $f ]] && { echo "--- ${f##*/}"; tail -5 "$f"; } >&2
-				done
+			if ! step "${cmd[@]}" >"$dir/line" </dev/null; then
+				show_tails "$dir"
 				die "measurement failed (qlen $qlen, $senders x $size B)"
 			fi
-			CHILD=
 			cat "$dir/line" >>"$RESULTS"
 			printf 'rep %d/%d qlen %s %s x %s B: %s\n' "$rep" "$REPEAT" "$qlen" "$senders" "$size" \
 				"$(awk -F'\t' '{ printf "baseline %d/s collectord %d/s verify %s", $5, $6, $14 }' "$dir/line")" >&2
@@ -257,21 +191,11 @@ done
 
 # Report: medians per (qlen, senders, size).
 echo
-echo "collectord $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [[ -z $(git status --porcelain 2>/dev/null) ]] || echo '+uncommitted'), $(nproc) CPUs, $(uname -r), format $FORMAT, ring $RING_SIZE, nice $NICE, $pinning, $REPEAT repetitions, $((SECONDS - t0)) s, load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+echo "collectord $(revision), $(nproc) CPUs, $(uname -r), format $FORMAT, ring $RING_SIZE, nice $NICE, $pinning, $REPEAT repetitions, $((SECONDS - t0)) s, load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 echo
 echo "| qlen | senders | size | datagrams | baseline msg/s | collectord msg/s | collectord/baseline | baseline CPU µs/msg | collectord CPU µs/msg | collectord faults/msg | lost | verify |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-awk -F'\t' '
-function median(s,   a, n, i, j, t) {
-	n = split(s, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function range(s,   a, n, i, lo, hi) {
-	n = split(s, a, " "); lo = hi = a[1] + 0
-	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
-	return sprintf("%.2f-%.2f", lo, hi)
-}
+awk -F'\t' "$AWK_STATS"'
 {
 	k = $1 SUBSEP $2 SUBSEP $3
 	if (!(k in seen)) { seen[k] = 1; order[++nk] = k; cnt[k] = $4 * $2 }
@@ -283,18 +207,14 @@ END {
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, f, SUBSEP)
 		printf "| %s | %s | %s | %d | %.0f | %.0f | %.2f (%s) | %.2f | %.2f | %.3f | %d | %d/%d ok |\n",
-			f[1], f[2], f[3], cnt[k], median(b[k]), median(c[k]), median(r[k]), range(r[k]),
+			f[1], f[2], f[3], cnt[k], median(b[k]), median(c[k]), median(r[k]), range(r[k], 2),
 			median(bc[k]), median(cc[k]), median(fl[k]), lost[k], ok[k] + 0, runs[k]
 	}
 }' "$RESULTS"
 echo
 # The target: 1 sender, 100 B, collectord at least 85% of the ceiling, nothing lost.
-awk -F'\t' '$2 == 1 && $3 == 100 { r[$1] = r[$1] " " ($6 / $5); if ($14 != "ok") bad[$1] = 1; if (!($1 in seen)) { seen[$1] = 1; q[++n] = $1 } }
-function median(s,   a, k, i, j, t) {
-	k = split(s, a, " ")
-	for (i = 2; i <= k; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-}
+awk -F'\t' "$AWK_STATS"'
+$2 == 1 && $3 == 100 { r[$1] = r[$1] " " ($6 / $5); if ($14 != "ok") bad[$1] = 1; if (!($1 in seen)) { seen[$1] = 1; q[++n] = $1 } }
 END {
 	for (i = 1; i <= n; i++) {
 		m = median(r[q[i]])

@@ -24,23 +24,8 @@
 # median rate of each build, the median of the per-pair ratios
 # instrumented/uninstrumented, and the cost 1 - ratio in percent.
 set -euo pipefail
-
-die() { echo "run.sh: $*" >&2; exit 1; }
-
-# jget KEY FILE: a top-level number field of a one-line JSON object.
-jget() { sed -n 's/.*"'"$1"'":\([^,}]*\).*/\1/p' "$2"; }
-
-# wait_for PID CMD...: poll CMD for up to 10 s while PID lives.
-wait_for() {
-	local pid=$1 i
-	shift
-	for ((i = 0; i < 500; i++)); do
-		"$@" 2>/dev/null && return 0
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
 
 # ---------------------------------------------------------------------------
 # Inner mode: one measurement, normally inside unshare -n.
@@ -49,25 +34,18 @@ wait_for() {
 # ---------------------------------------------------------------------------
 one() {
 	local cd=$1 bin=$2 dir=$3 qlen=$4 size=$5 count=$6 ring_size=$7 port=$8 scrape=$9
-	local rpin=() spin=() maddr=""
-	if [[ -n ${RECV_CPU:-} ]]; then
-		rpin=(taskset -c "$RECV_CPU")
-		spin=(taskset -c "$SEND_CPUS")
-	fi
-	PIDS=()
-	trap 'for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done' EXIT
-	trap 'exit 130' INT TERM
+	local maddr="" spid=
+	pin_prefixes
+	inner_init
 	if [[ ${INNS:-} == yes ]]; then
 		ip link set lo up
 		[[ $qlen == host ]] || echo "$qlen" >/proc/sys/net/unix/max_dgram_qlen
 	fi
 	[[ $scrape == 0 ]] || maddr=127.0.0.1:$port
 
-	"${rpin[@]}" "$cd" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size "$ring_size" \
-		--query-addr "" --metrics-addr "$maddr" 2>"$dir/cd.log" &
-	local cpid=$!
-	PIDS+=("$cpid")
-	wait_for "$cpid" grep -q '"collectord ready"' "$dir/cd.log" || die "collectord did not start: $(cat "$dir/cd.log")"
+	start_collectord "$dir/cd.log" "${RPIN[@]}" "$cd" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size "$ring_size" \
+		--query-addr "" --metrics-addr "$maddr"
+	local cpid=$DPID
 
 	# The scraper: one GET /metrics at once, then every $scrape seconds,
 	# until killed; one line per scrape, "ok" or "fail".
@@ -75,7 +53,7 @@ one() {
 	if [[ $scrape != 0 ]]; then
 		(
 			while :; do
-				if "${spin[@]}" curl -sf -m 2 -o /dev/null "http://$maddr/metrics"; then
+				if "${SPIN[@]}" curl -sf -m 2 -o /dev/null "http://$maddr/metrics"; then
 					echo ok
 				else
 					echo fail
@@ -83,17 +61,19 @@ one() {
 				sleep "$scrape"
 			done
 		) >>"$dir/scrapes" 2>/dev/null &
-		PIDS+=("$!")
+		spid=$!
+		PIDS+=("$spid")
 	fi
 
 	local cpu0 cpu1
-	cpu0=$(awk '{ print $14 + $15 }' "/proc/$cpid/stat")
-	"${spin[@]}" "$bin/loadgen" -socket "$dir/c.sock" -senders 1 -size "$size" -count "$count" \
-		-format rfc3164 -timeout 60s -ring "$dir/ring" >"$dir/lg.json" </dev/null &
-	PIDS+=("$!")
-	wait "$!" || die "loadgen failed"
-	cpu1=$(awk '{ print $14 + $15 }' "/proc/$cpid/stat")
-	[[ $scrape == 0 ]] || kill -KILL "${PIDS[-1]}" 2>/dev/null || true
+	cpu0=$(proc_cpu "$cpid")
+	step "${SPIN[@]}" "$bin/loadgen" -socket "$dir/c.sock" -senders 1 -size "$size" -count "$count" \
+		-format rfc3164 -timeout 60s -ring "$dir/ring" >"$dir/lg.json" </dev/null || die "loadgen failed"
+	cpu1=$(proc_cpu "$cpid")
+	if [[ $scrape != 0 ]]; then
+		kill -KILL "$spid" 2>/dev/null || true
+		wait "$spid" 2>/dev/null || true # and no "Killed" notice
+	fi
 	kill -TERM "$cpid"
 	wait "$cpid" || die "collectord failed: $(tail -3 "$dir/cd.log")"
 
@@ -126,26 +106,9 @@ done
 [[ $REPEAT =~ ^[1-9][0-9]*$ && $REPEAT -le 100 ]] || die "REPEAT $REPEAT: want 1..100"
 COUNT=${COUNT:-400000} SIZE=${SIZE:-100} QLEN=${QLEN:-512} RING_SIZE=${RING_SIZE:-256MiB} SCRAPE=${SCRAPE:-1}
 
-SELF=$(realpath "$0")
-ROOT=$(cd "$(dirname "$SELF")" && git rev-parse --show-toplevel 2>/dev/null || realpath "$(dirname "$SELF")/../..")
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/collectord-instrument.XXXXXX")
-CHILD=
-cleanup() {
-	if [[ -n $CHILD ]]; then
-		kill -TERM "$CHILD" 2>/dev/null || true
-		wait "$CHILD" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init collectord-instrument
 
-if [[ $(id -u) == 0 ]] && unshare -n true 2>/dev/null; then
+if netns_ok; then
 	ns=yes PORT=9100
 	NICE=${NICE:--20}
 else
@@ -154,13 +117,9 @@ else
 	QLEN=host
 	echo "run.sh: not root or no unshare -n: host network and max_dgram_qlen" >&2
 fi
-ncpu=$(nproc)
-if [[ ${PIN:-1} != 0 && $ncpu -ge 2 ]] && command -v taskset >/dev/null; then
-	export RECV_CPU=$((ncpu - 1)) SEND_CPUS=0
-	((ncpu > 2)) && SEND_CPUS=0-$((ncpu - 2))
+if pin_cpus; then
 	pinning="collectord on CPU $RECV_CPU, loadgen and scraper on CPU $SEND_CPUS"
 else
-	unset RECV_CPU SEND_CPUS
 	pinning="no CPU pinning"
 fi
 command -v curl >/dev/null || { [[ $SCRAPE == 0 ]] || die "curl not found (SCRAPE=0 to run without scraping)"; }
@@ -186,16 +145,10 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 		cmd=(env INNS=$ns bash "$SELF" --one "$WORK/$build/collectord" "$WORK/bin" "$dir" "$QLEN" "$SIZE" "$COUNT" "$RING_SIZE" "$PORT" "$scrape")
 		[[ $ns == yes ]] && cmd=(unshare -n -- "${cmd[@]}")
 		[[ $NICE == 0 ]] || cmd=(nice -n "$NICE" "${cmd[@]}")
-		"${cmd[@]}" >"$dir/line" </dev/null &
-		CHILD=$!
-		if ! wait "$CHILD"; then
-			CHILD=
-			for f in "$dir"/*.json "$dir"/*.log; do
-				[[ -e $f ]] && { echo "--- ${f##*/}"; tail -5 "$f"; } >&2
-			done
+		if ! step "${cmd[@]}" >"$dir/line" </dev/null; then
+			show_tails "$dir"
 			die "measurement failed (rep $rep, $build)"
 		fi
-		CHILD=
 		printf '%d\t%s\t%s\n' "$rep" "$build" "$(cat "$dir/line")" >>"$RESULTS"
 		printf 'rep %d/%d %-3s %s\n' "$rep" "$REPEAT" "$build" \
 			"$(awk -F'\t' '{ printf "%d/s, %s µs/msg, scrapes %d ok %d failed, verify %s", $1, $2, $3, $4, $5 }' "$dir/line")" >&2
@@ -204,19 +157,9 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 done
 
 echo
-echo "collectord $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [[ -z $(git status --porcelain 2>/dev/null) ]] || echo '+uncommitted'), $ncpu CPUs, $(uname -r), 1 sender x $COUNT x $SIZE B rfc3164, qlen $QLEN, nice $NICE, $pinning, scrape every ${SCRAPE}s (instrumented only), $REPEAT pairs, $((SECONDS - t0)) s, load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+echo "collectord $(revision), $(nproc) CPUs, $(uname -r), 1 sender x $COUNT x $SIZE B rfc3164, qlen $QLEN, nice $NICE, $pinning, scrape every ${SCRAPE}s (instrumented only), $REPEAT pairs, $((SECONDS - t0)) s, load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 echo
-awk -F'\t' '
-function median(s,   a, n, i, j, t) {
-	n = split(s, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function range(s,   a, n, i, lo, hi) {
-	n = split(s, a, " "); lo = hi = a[1] + 0
-	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
-	return sprintf("%.3f-%.3f", lo, hi)
-}
+awk -F'\t' "$AWK_STATS"'
 {
 	rate[$2] = rate[$2] " " $3; cpu[$2] = cpu[$2] " " $4; sok[$2] += $5; sfail[$2] += $6
 	lost[$2] += $8 + $9 + $10 + $11; runs[$2]++; if ($7 == "ok") ok[$2]++
@@ -232,7 +175,7 @@ END {
 		printf "| %s | %.0f | %.2f | %d/%d | %d | %d/%d ok |\n", name[k], median(rate[k]), median(cpu[k]), sok[k], sfail[k], lost[k], ok[k] + 0, runs[k]
 	}
 	m = median(ratio)
-	printf "\nRatio instrumented/uninstrumented: %.3f (median of %d pairs, range %s; ratio of medians %.3f)\n", m, split(ratio, t, " "), range(ratio), median(rate["on"]) / median(rate["off"])
+	printf "\nRatio instrumented/uninstrumented: %.3f (median of %d pairs, range %s; ratio of medians %.3f)\n", m, split(ratio, t, " "), range(ratio, 3), median(rate["on"]) / median(rate["off"])
 	printf "Instrumentation cost: %.1f%% of ingest rate (target < 3%%): %s\n", (1 - m) * 100, (1 - m < 0.03) ? "met" : "NOT met"
 	if (sfail["on"] > 0) print "Note: some scrapes of /metrics failed (endpoint missing or not serving?)"
 }' "$RESULTS"

@@ -39,8 +39,8 @@
 # Run it from anywhere inside the checkout; it needs go. It cleans up its
 # processes and files, also when interrupted.
 set -euo pipefail
-
-die() { echo "run.sh: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
 
 RUNS=${RUNS:-200}
 DUMP_RUNS=${DUMP_RUNS:-5}
@@ -49,31 +49,9 @@ LAT_RATE=${LAT_RATE:-1000}
 STALL_ROUNDS=${STALL_ROUNDS:-7}
 IDLE=${IDLE:-200}
 JOURNAL=${JOURNAL:-1}
-if [[ $(id -u) == 0 ]]; then NICE=${NICE:--20}; else NICE=${NICE:-0}; fi
+NICE=${NICE:-$(default_nice)}
 
-SELF=$(realpath "$0")
-ROOT=$(cd "$(dirname "$SELF")" && git rev-parse --show-toplevel 2>/dev/null || realpath "$(dirname "$SELF")/../..")
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/collectord-query.XXXXXX")
-PIDS=()  # daemons
-CHILD=   # the step running now
-cleanup() {
-	if [[ -n $CHILD ]]; then
-		kill -TERM "$CHILD" 2>/dev/null || true
-		wait "$CHILD" 2>/dev/null || true
-	fi
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init collectord-query
 
 BIN=$WORK/bin
 echo "building into $BIN ..." >&2
@@ -84,37 +62,19 @@ mkdir -p "$WORK/gohello"
 printf 'module gohello\n\ngo 1.26\n' >"$WORK/gohello/go.mod"
 printf 'package main\n\nfunc main() {}\n' >"$WORK/gohello/main.go"
 (cd "$WORK/gohello" && GOFLAGS= go build -o "$BIN/gohello" .)
-# Every step runs in the background and is waited for, so that a signal to
-# this script is acted on at once rather than after the step ends.
-step() {
-	"$@" &
-	CHILD=$!
-	wait "$CHILD"
-	CHILD=
-}
-run() { step nice -n "$NICE" "$@"; }
-# jget KEY FILE: a top-level number from a JSON object.
-jget() { grep -o "\"$1\":[-0-9.e+]*" "$2" | head -1 | cut -d: -f2; }
+# Every step runs through step, or run (step at NICE), from bench/lib.sh:
+# in the background, waited for, so that a signal to this script is acted
+# on at once rather than after the step ends.
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 
 # start_daemon NAME RING_SIZE: runs collectord in $WORK/NAME and sets
-# ADDR, SOCK and RING.
+# DPID, ADDR, SOCK and RING.
 start_daemon() {
 	local dir=$WORK/$1
 	mkdir -p "$dir"
 	SOCK=$dir/c.sock RING=$dir/ring
-	# Not through run: $! must be the daemon itself (nice execs it).
-	nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size "$2" \
-		--query-addr 127.0.0.1:0 --metrics-addr "" 2>"$dir/log" &
-	PIDS+=($!)
-	local i
-	for ((i = 0; i < 600; i++)); do
-		ADDR=$(grep -o '"msg":"collectord ready".*"query_addr":"[^"]*"' "$dir/log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"' || true)
-		[[ -n $ADDR ]] && return 0
-		kill -0 "${PIDS[-1]}" 2>/dev/null || die "collectord exited: $(cat "$dir/log")"
-		sleep 0.05
-	done
-	die "collectord not ready after 30s: $(cat "$dir/log")"
+	start_collectord "$dir/log" nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size "$2" \
+		--query-addr 127.0.0.1:0 --metrics-addr ""
 }
 
 OUT=$WORK/table.md
@@ -125,7 +85,7 @@ t0=$SECONDS
 
 # 1-2. Start-up.
 start_daemon a 512MiB
-A_ADDR=$ADDR A_SOCK=$SOCK A_RING=$RING
+A_PID=$DPID A_ADDR=$ADDR A_SOCK=$SOCK A_RING=$RING
 echo "filling 100,000 records ..." >&2
 run "$BIN/qbench" fill -socket "$A_SOCK" -ring "$A_RING" -n 100000 >"$WORK/fill1.json"
 LOGCTL=$BIN/logctl
@@ -222,8 +182,8 @@ latency() {
 echo "measuring follow latency ($LAT_N messages at $LAT_RATE/s) ..." >&2
 latency "follow latency, send to printed (TCP)" --addr "$A_ADDR"
 latency "follow latency, send to printed (--ring)" --ring "$A_RING"
-kill -TERM "${PIDS[0]}"
-wait "${PIDS[0]}" 2>/dev/null || true
+kill -TERM "$A_PID"
+wait "$A_PID" 2>/dev/null || true
 
 # 5. Ingest with a stalled client and idle connections.
 echo "measuring ingest with and without query clients ($STALL_ROUNDS rounds) ..." >&2
@@ -240,7 +200,7 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo
 	echo "$(nproc) CPUs, $(uname -r), nice $NICE, load average $load0 at the start and $load1 at the end, $((SECONDS - t0)) s."
 	echo
-	echo "Stall rounds (records/s): plain $(grep -o '"plain_rates":\[[^]]*\]' "$WORK/stall.json" | cut -d: -f2), loaded $(grep -o '"loaded_rates":\[[^]]*\]' "$WORK/stall.json" | cut -d: -f2); bytes queued at the stalled client: $(grep -o '"stalled_client_queued_bytes":\[[^]]*\]' "$WORK/stall.json" | cut -d: -f2)."
+	echo "Stall rounds (records/s): plain [$(jlist plain_rates "$WORK/stall.json")], loaded [$(jlist loaded_rates "$WORK/stall.json")]; bytes queued at the stalled client: [$(jlist stalled_client_queued_bytes "$WORK/stall.json")]."
 	echo
 } >>"$OUT"
 echo "| measurement | result | target | command |"

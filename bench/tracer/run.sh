@@ -28,34 +28,18 @@
 # BENCH_TMPDIR (where the ring goes: /dev/shm when writable, else TMPDIR).
 # No OTEL_* variable may be set: the figures are for tracing off.
 set -euo pipefail
-
-die() { echo "run.sh: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
 
 RUNS=${RUNS:-100}
 INIT_RUNS=${INIT_RUNS:-21}
-if [[ $(id -u) == 0 ]]; then NICE=${NICE:--20}; else NICE=${NICE:-0}; fi
+NICE=${NICE:-$(default_nice)}
 otel=$(env | grep '^OTEL_' || true)
 [[ -z $otel ]] || die "unset the OTEL_* variables: this measures tracing off"
 
-SELF=$(realpath "$0")
-HERE=$(dirname "$SELF")
-ROOT=$(cd "$HERE" && git rev-parse --show-toplevel)
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/tracerbench.XXXXXX")
-DAEMON=
-cleanup() {
-	if [[ -n $DAEMON ]]; then
-		kill -TERM "$DAEMON" 2>/dev/null || true
-		wait "$DAEMON" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# It builds from a copy of the tracked files: a git checkout only.
+git -C "$HERE" rev-parse --show-toplevel >/dev/null
+bench_init tracerbench
 
 BIN=$WORK/bin
 mkdir -p "$BIN"
@@ -84,14 +68,8 @@ build_variant sdk+otlp "$HERE/otlptracer.go"
 echo "starting collectord ..." >&2
 mkdir -p "$WORK/d"
 RING=$WORK/d/ring
-nice -n "$NICE" "$BIN/collectord" --socket "$WORK/d/s" --ring "$RING" --query-addr "" --metrics-addr "" 2>"$WORK/d/log" &
-DAEMON=$!
-for ((i = 0; i < 600; i++)); do
-	grep -q '"collectord ready"' "$WORK/d/log" && break
-	kill -0 "$DAEMON" 2>/dev/null || die "collectord exited: $(cat "$WORK/d/log")"
-	sleep 0.05
-done
-grep -q '"collectord ready"' "$WORK/d/log" || die "collectord not ready after 30s"
+start_collectord "$WORK/d/log" nice -n "$NICE" "$BIN/collectord" --socket "$WORK/d/s" --ring "$RING" \
+	--query-addr "" --metrics-addr ""
 "$BIN/qbench" fill -socket "$WORK/d/s" -ring "$RING" -n 1000 >/dev/null
 
 VARIANTS=(litetrace sdk sdk+otlp)
@@ -112,7 +90,8 @@ for ((r = 0; r < INIT_RUNS; r++)); do
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
-jget() { sed -n "${2}p" "$WORK/time.json" | grep -o "\"$1\":[-0-9.e+]*" | cut -d: -f2; }
+# timing KEY N: KEY of the Nth command's figures in time.json.
+timing() { sed -n "${2}p" "$WORK/time.json" | jget "$1"; }
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; }
 # init_median VARIANT: the median over rounds of the summed clock, in ms,
 # and the number of packages with init work.
@@ -122,17 +101,17 @@ init_median() {
 }
 size() { awk -v b="$(stat -c %s "$BIN/$1")" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 
-base_p50=$(jget p50_us 1)
+base_p50=$(timing p50_us 1)
 echo "| logctl build | binary | tail -n 0 --ring p50 | p90 | p50 / litetrace | package init (median) | packages with init work |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for i in "${!VARIANTS[@]}"; do
 	v=${VARIANTS[$i]}
-	p50=$(jget p50_us $((i + 1)))
-	printf '| %s | %s | %s ms | %s ms | %s | %s |\n' "$v" "$(size "logctl-$v")" "$(ms "$p50")" "$(ms "$(jget p90_us $((i + 1)))")" \
+	p50=$(timing p50_us $((i + 1)))
+	printf '| %s | %s | %s ms | %s ms | %s | %s |\n' "$v" "$(size "logctl-$v")" "$(ms "$p50")" "$(ms "$(timing p90_us $((i + 1)))")" \
 		"$(awk -v a="$p50" -v b="$base_p50" 'BEGIN { printf "%.3f (%+.2f ms)", a / b, (a - b) / 1000 }')" "$(init_median "$v")"
 done
 n=$((${#VARIANTS[@]} + 1))
-printf '| empty Go program, for scale | %s | %s ms | %s ms | | | |\n' "$(size gohello)" "$(ms "$(jget p50_us $n)")" "$(ms "$(jget p90_us $n)")"
+printf '| empty Go program, for scale | %s | %s ms | %s ms | | | |\n' "$(size gohello)" "$(ms "$(timing p50_us $n)")" "$(ms "$(timing p90_us $n)")"
 echo
 echo "$(nproc) CPUs, $(uname -r), $(go version | cut -d' ' -f3), nice $NICE, load average $load0 at the start and $load1 at the end; $RUNS runs of each, taking turns; inittrace: $INIT_RUNS rounds."
 echo

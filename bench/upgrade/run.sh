@@ -29,8 +29,8 @@
 # host's sysctl is never touched. Without root only the host's value is
 # measured. Run it from anywhere inside the checkout; it needs go.
 set -euo pipefail
-
-die() { echo "run.sh: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$(realpath "$0")")/../lib.sh"
 
 # Inner mode, inside unshare -n: set the qlen, bring up lo, run upgrader.
 if [[ ${1:-} == --in-netns ]]; then
@@ -47,7 +47,7 @@ FILLS=${FILLS:-"each none"}
 RATE=${RATE:-500}
 SENDERS=${SENDERS:-2}
 RING_SIZE=${RING_SIZE:-64MiB}
-if [[ $(id -u) == 0 ]]; then NICE=${NICE:--20}; else NICE=${NICE:-0}; fi
+NICE=${NICE:-$(default_nice)}
 while getopts "n:q:f:r:s:h" opt; do
 	case $opt in
 	n) UPGRADES=$OPTARG ;;
@@ -60,23 +60,14 @@ while getopts "n:q:f:r:s:h" opt; do
 done
 [[ $UPGRADES =~ ^[1-9][0-9]*$ ]] || die "UPGRADES $UPGRADES: want a positive number"
 
-SELF=$(realpath "$0")
-ROOT=$(cd "$(dirname "$SELF")" && git rev-parse --show-toplevel 2>/dev/null || realpath "$(dirname "$SELF")/../..")
-base=${BENCH_TMPDIR:-}
-if [[ -z $base ]]; then
-	base=${TMPDIR:-/tmp}
-	[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
-fi
-WORK=$(mktemp -d "$base/collectord-upgrade.XXXXXX")
+bench_init collectord-upgrade
 if [[ ${KEEP:-} == 1 ]]; then
+	KEEP_WORK=1
 	echo "run.sh: keeping $WORK" >&2
-else
-	trap 'rm -rf "$WORK"' EXIT
 fi
-trap 'exit 130' INT TERM
 
 host_qlen=$(cat /proc/sys/net/unix/max_dgram_qlen)
-if [[ $(id -u) == 0 ]] && unshare -n true 2>/dev/null && command -v ip >/dev/null; then
+if netns_ok && command -v ip >/dev/null; then
 	ns=yes
 else
 	ns=no
@@ -90,9 +81,6 @@ mkdir -p "$WORK/bin"
 
 prefix=()
 [[ $NICE != 0 ]] && prefix=(nice -n "$NICE")
-
-# jget KEY FILE prints the value of a top-level field of a one-line JSON object.
-jget() { sed -n 's/.*"'"$1"'":"\{0,1\}\([^,"}]*\).*/\1/p' "$2"; }
 
 printf '| qlen | ring fill | load (dgram/s) | upgrades | gap p50 | gap p99 | gap max | upgrade p50 | upgrade p99 | upgrade max | longest send wait | datagrams sent / stored exactly once |\n'
 printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
