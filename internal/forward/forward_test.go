@@ -28,7 +28,7 @@ type testRing struct {
 	buf  []byte
 }
 
-func newTestRing(t *testing.T, size uint64) *testRing {
+func newTestRing(t testing.TB, size uint64) *testRing {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ring")
 	w, err := shmring.OpenWriter(path, shmring.Options{Size: size})
@@ -41,7 +41,7 @@ func newTestRing(t *testing.T, size uint64) *testRing {
 
 // add appends n records "msg i" with uid i%3 and publishes them; it
 // returns the first sequence number.
-func (r *testRing) add(t *testing.T, from, n int) uint64 {
+func (r *testRing) add(t testing.TB, from, n int) uint64 {
 	t.Helper()
 	var first uint64
 	for i := from; i < from+n; i++ {
@@ -62,7 +62,7 @@ func (r *testRing) add(t *testing.T, from, n int) uint64 {
 
 // newCluster starts an in-process kfake cluster of three brokers holding
 // the test topic.
-func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(3, testTopic)}, opts...)...)
 	if err != nil {
@@ -127,7 +127,7 @@ type runningForwarder struct {
 	last   Stats
 }
 
-func startForwarder(t *testing.T, cfg Config) *runningForwarder {
+func startForwarder(t testing.TB, cfg Config) *runningForwarder {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	rf := &runningForwarder{cancel: cancel, done: make(chan error, 1)}
@@ -142,7 +142,7 @@ func startForwarder(t *testing.T, cfg Config) *runningForwarder {
 	return rf
 }
 
-func (rf *runningForwarder) stop(t *testing.T) Stats {
+func (rf *runningForwarder) stop(t testing.TB) Stats {
 	t.Helper()
 	if rf.cancel == nil {
 		return rf.stats()
@@ -167,7 +167,7 @@ func (rf *runningForwarder) stats() Stats {
 }
 
 // waitAcked waits until the forwarder reports seq acknowledged.
-func (rf *runningForwarder) waitAcked(t *testing.T, seq uint64) {
+func (rf *runningForwarder) waitAcked(t testing.TB, seq uint64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for rf.stats().Acked < seq {
