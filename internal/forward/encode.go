@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -38,42 +39,64 @@ const (
 	HeaderHost   = "host"
 )
 
-// encode returns the Kafka record for one ring record, or false when its
-// payload does not decode.
-func (e *encoder) encode(seq uint64, ts int64, payload []byte) (*kgo.Record, bool) {
+// outRecord is a Kafka record with room for its headers and value, so
+// that a record costs no allocation once the pool is warm. It goes back to
+// the pool when its promise has run: the client no longer holds it then.
+type outRecord struct {
+	kgo.Record // first, so that the promise's *kgo.Record is the outRecord
+	headers    [3]kgo.RecordHeader
+	seqText    [20]byte
+	seq        uint64
+}
+
+// maxPooledValue is the largest value buffer kept for reuse.
+const maxPooledValue = 64 << 10
+
+// recordOf returns the outRecord whose Record r is.
+func recordOf(r *kgo.Record) *outRecord { return (*outRecord)(unsafe.Pointer(r)) }
+
+// encode fills o with the Kafka record for one ring record, and reports
+// false when the payload does not decode.
+func (e *encoder) encode(o *outRecord, seq uint64, ts int64, payload []byte) bool {
 	if err := record.Decode(payload, &e.entry); err != nil {
-		return nil, false
+		return false
 	}
-	r := &kgo.Record{
+	value := o.Value[:0]
+	if cap(value) > maxPooledValue {
+		value = nil
+	}
+	o.Record = kgo.Record{
 		Timestamp: time.Unix(0, ts),
 		// Never cancel a record once handed over: it is done when the
 		// brokers acknowledge it, or sent again by a new client.
 		Context: context.Background(),
-		Headers: []kgo.RecordHeader{
-			{Key: HeaderSeq, Value: strconv.AppendUint(nil, seq, 10)},
-			{Key: HeaderRingID, Value: e.ringID},
-			{Key: HeaderHost, Value: e.host},
-		},
 	}
+	o.seq = seq
+	o.headers = [3]kgo.RecordHeader{
+		{Key: HeaderSeq, Value: strconv.AppendUint(o.seqText[:0], seq, 10)},
+		{Key: HeaderRingID, Value: e.ringID},
+		{Key: HeaderHost, Value: e.host},
+	}
+	o.Headers = o.headers[:]
 	switch e.format {
 	case "raw":
-		r.Value = bytes.Clone(e.entry.Message)
+		o.Value = append(value, e.entry.Message...)
 	default:
-		r.Value = e.appendJSON(make([]byte, 0, 256+2*len(payload)), seq, ts)
+		o.Value = e.appendJSON(value, seq, ts)
 	}
 	switch e.key {
 	case "hostname":
-		r.Key = e.host
+		o.Key = e.host
 	case "tag":
 		if len(e.entry.Tag) > 0 {
-			r.Key = bytes.Clone(e.entry.Tag)
+			o.Key = bytes.Clone(e.entry.Tag)
 		}
 	case "uid":
 		if e.entry.Flags&record.FlagCreds != 0 {
-			r.Key = strconv.AppendUint(nil, uint64(e.entry.UID), 10)
+			o.Key = strconv.AppendUint(nil, uint64(e.entry.UID), 10)
 		}
 	}
-	return r, true
+	return true
 }
 
 // appendJSON appends the record's JSON object, as `logctl tail -o json`

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,8 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		cfg.Host, _ = os.Hostname()
 	}
 	f := &forwarder{cfg: cfg, opts: opts, log: opts.Logger, c: newCounters(), progress: make(chan struct{}, 1)}
+	f.records.New = func() any { return new(outRecord) }
+	f.onPromise = f.promise
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -139,12 +142,14 @@ type forwarder struct {
 
 	// Signals from the promise goroutine and the client's hooks, read
 	// and cleared by the producing loop once per tick.
-	acks     atomic.Uint64 // records acknowledged
-	progress chan struct{} // a record was acknowledged (capacity 1)
-	failed   atomic.Bool   // a record failed, or a broker could not be reached
-	lastAck  time.Time     // when acks last grew (producing loop's view)
-	lastSeen uint64        // acks at the last tick
-	lastGap  uint64        // the seq a loss was last logged before
+	acks      atomic.Uint64 // records acknowledged
+	progress  chan struct{} // a record was acknowledged (capacity 1)
+	records   sync.Pool     // *outRecord
+	onPromise func(*kgo.Record, error)
+	failed    atomic.Bool // a record failed, or a broker could not be reached
+	lastAck   time.Time   // when acks last grew (producing loop's view)
+	lastSeen  uint64      // acks at the last tick
+	lastGap   uint64      // the seq a loss was last logged before
 }
 
 // startPosition reads the cursor file: forwarding resumes after its seq
@@ -310,22 +315,31 @@ func (f *forwarder) step(ctx context.Context) (full, ok bool) {
 		f.log.Error("read ring", "err", err)
 		return false, false
 	}
-	kr, ok := f.enc.encode(rec.Seq, rec.Time, rec.Payload)
-	if !ok {
+	o := f.records.Get().(*outRecord)
+	if !f.enc.encode(o, rec.Seq, rec.Time, rec.Payload) {
+		f.records.Put(o)
 		f.c.error(ErrDecode)
 		f.c.dropped.Add(1)
 		f.log.Error("record does not decode: not forwarded", "seq", rec.Seq)
 		f.track.skipped(rec.Seq + 1)
 		return false, true
 	}
-	seq, size := rec.Seq, len(kr.Value)
-	f.track.sent(seq, rec.Time)
-	f.client.Produce(ctx, kr, func(_ *kgo.Record, err error) { f.promise(seq, size, err) })
+	f.track.sent(rec.Seq, rec.Time)
+	f.client.Produce(ctx, &o.Record, f.onPromise)
 	return false, true
 }
 
-// promise runs on the client's promise goroutine, one at a time.
-func (f *forwarder) promise(seq uint64, size int, err error) {
+// promise runs on the client's promise goroutine, one at a time; then the
+// record goes back to the pool.
+func (f *forwarder) promise(r *kgo.Record, err error) {
+	o := recordOf(r)
+	f.settle(o.seq, len(o.Value), err)
+	o.Key = nil
+	f.records.Put(o)
+}
+
+// settle accounts for one record's outcome.
+func (f *forwarder) settle(seq uint64, size int, err error) {
 	switch {
 	case err == nil:
 		if f.track.acked(seq) {
