@@ -33,15 +33,19 @@ type KafkaConfig struct {
 	SASLUser         string `toml:"sasl_user"`
 	SASLPasswordFile string `toml:"sasl_password_file"`
 
-	Cursor      string   `toml:"cursor"`
-	ClientID    string   `toml:"client_id"`
-	Linger      Duration `toml:"linger"`
-	MaxBuffered int      `toml:"max_buffered"`
-	Nice        *int     `toml:"nice"` // nil: defaultForwardNice
+	Cursor      string    `toml:"cursor"`
+	ClientID    string    `toml:"client_id"`
+	Linger      Duration  `toml:"linger"`
+	MaxBuffered int       `toml:"max_buffered"`
+	YieldLag    *Duration `toml:"yield_lag"` // nil: defaultYieldLag
+	Nice        *int      `toml:"nice"`      // nil: defaultForwardNice
 }
 
-// defaultForwardNice is the forwarder's default nice value.
-const defaultForwardNice = 10
+// How the forwarder shares the CPU by default (see forward.Config).
+const (
+	defaultYieldLag    = Duration(10 * time.Second)
+	defaultForwardNice = 10
+)
 
 // Validate names the first key with an unacceptable value and the
 // accepted range. Files are checked for existence, not read: the
@@ -83,6 +87,8 @@ func (k *KafkaConfig) Validate() error {
 		return fmt.Errorf("kafka.cursor %q: must be an absolute path", k.Cursor)
 	case k.Linger < 0 || k.Linger > Duration(time.Minute):
 		return fmt.Errorf("kafka.linger %s: must be between 0 and 1m", k.Linger)
+	case k.YieldLag != nil && (*k.YieldLag < 0 || *k.YieldLag > Duration(time.Hour)):
+		return fmt.Errorf("kafka.yield_lag %s: must be between 0 (never yield) and 1h", *k.YieldLag)
 	case k.Nice != nil && (*k.Nice < 0 || *k.Nice > 19):
 		return fmt.Errorf("kafka.nice %d: must be between 0 (the daemon's priority) and 19", *k.Nice)
 	case k.MaxBuffered < 0 || k.MaxBuffered > 1_000_000:
@@ -124,6 +130,7 @@ func (c *Config) forwardConfig() *forward.Config {
 		TLS: k.TLS, TLSCA: k.TLSCA, TLSCert: k.TLSCert, TLSKey: k.TLSKey,
 		SASLMechanism: k.SASLMechanism, SASLUser: k.SASLUser, SASLPasswordFile: k.SASLPasswordFile,
 		ClientID: k.ClientID, Linger: time.Duration(k.Linger), MaxBuffered: k.MaxBuffered,
-		Nice: *cmp.Or(k.Nice, new(int(defaultForwardNice))),
+		YieldLag: time.Duration(*cmp.Or(k.YieldLag, new(defaultYieldLag))),
+		Nice:     *cmp.Or(k.Nice, new(int(defaultForwardNice))),
 	}
 }

@@ -71,10 +71,17 @@ type Config struct {
 	// twice as long. Defaults 1s and 1m.
 	BreakerMin time.Duration `json:"breaker_min,omitempty"`
 	BreakerMax time.Duration `json:"breaker_max,omitempty"`
-	// Nice is the forwarder process's nice value: the cold path yields
-	// the CPU to ingest and queries, and catches up when they idle. 0
-	// leaves it alone (collectord's configuration defaults to 10).
-	Nice int `json:"nice,omitempty"`
+	// YieldLag and Nice set how the cold path shares the CPU with the hot
+	// one. While the forwarder is less than YieldLag behind (the age of
+	// the oldest record not acknowledged), it runs under SCHED_IDLE: only
+	// on CPU that ingest and queries leave, so that a burst of logs is
+	// taken in at full speed and forwarded a moment later. Once it falls
+	// YieldLag behind it runs at nice value Nice, taking its share, until
+	// it is back under half of YieldLag. Zero YieldLag never yields: the
+	// forwarder always runs at Nice. collectord's configuration defaults
+	// to 10s and 10.
+	YieldLag time.Duration `json:"yield_lag,omitempty"`
+	Nice     int           `json:"nice,omitempty"`
 }
 
 // withDefaults fills in zero fields.

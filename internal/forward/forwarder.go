@@ -104,6 +104,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	f.track = newTracker(start)
 	f.written = start - 1
 	f.breaker = newBreaker(cfg.BreakerThreshold, cfg.BreakerMin, cfg.BreakerMax)
+	f.setPriority(f.cfg.YieldLag > 0)
 	f.log.Info("forwarding", "brokers", strings.Join(cfg.Brokers, ","), "topic", cfg.Topic, "from_seq", start, "ring_id", f.ringID)
 
 	f.run(ctx)
@@ -150,6 +151,37 @@ type forwarder struct {
 	lastAck   time.Time   // when acks last grew (producing loop's view)
 	lastSeen  uint64      // acks at the last tick
 	lastGap   uint64      // the seq a loss was last logged before
+	yielding  bool        // running under SCHED_IDLE (see Config.YieldLag)
+}
+
+// setPriority yields the CPU (SCHED_IDLE) or takes its share (nice
+// Config.Nice), and reports whether it managed to.
+func (f *forwarder) setPriority(yield bool) bool {
+	if err := setPriority(yield, f.cfg.Nice); err != nil {
+		f.log.Warn("cannot change the forwarder's priority", "yield", yield, "err", err)
+		return false
+	}
+	f.yielding = yield
+	return true
+}
+
+// adjustPriority yields the CPU while the forwarder is less than YieldLag
+// behind, and takes its share beyond, with hysteresis.
+func (f *forwarder) adjustPriority() {
+	if f.cfg.YieldLag <= 0 {
+		return
+	}
+	lag := f.lagSeconds()
+	switch {
+	case f.yielding && lag >= f.cfg.YieldLag.Seconds():
+		if f.setPriority(false) {
+			f.log.Info("forwarding fell behind: taking its share of the CPU", "lag_seconds", lag, "nice", f.cfg.Nice)
+		}
+	case !f.yielding && lag < f.cfg.YieldLag.Seconds()/2:
+		if f.setPriority(true) {
+			f.log.Info("forwarding caught up: yielding the CPU to ingest", "lag_seconds", lag)
+		}
+	}
 }
 
 // startPosition reads the cursor file: forwarding resumes after its seq
@@ -266,6 +298,7 @@ func (f *forwarder) produce(ctx context.Context, report <-chan time.Time) bool {
 				return true
 			}
 			f.saveCursor()
+			f.adjustPriority()
 			continue
 		case <-report:
 			f.report()
@@ -442,23 +475,31 @@ func (f *forwarder) report() {
 
 func (f *forwarder) stats() Stats {
 	s := f.c.snapshot()
-	done, oldestPending := f.track.position()
+	done, _ := f.track.position()
 	s.Acked = done
 	s.Pending = f.track.pending()
 	if head := f.ring.Head(); head > done+1 {
 		s.LagRecords = head - 1 - done
 	}
-	switch {
-	case oldestPending != 0:
-		s.LagSeconds = time.Since(time.Unix(0, oldestPending)).Seconds()
-	case s.LagRecords > 0:
+	s.LagSeconds = f.lagSeconds()
+	return s
+}
+
+// lagSeconds is the age of the oldest record not yet done: pending, or
+// not yet sent; 0 when every record is done.
+func (f *forwarder) lagSeconds() float64 {
+	done, oldestPending := f.track.position()
+	t := oldestPending
+	if t == 0 && f.ring.Head() > done+1 {
 		f.lagCur.Seek(done + 1)
 		if rec, _, err := f.lagCur.Next(); err == nil {
-			s.LagSeconds = time.Since(time.Unix(0, rec.Time)).Seconds()
+			t = rec.Time
 		}
 	}
-	s.LagSeconds = max(s.LagSeconds, 0)
-	return s
+	if t == 0 {
+		return 0
+	}
+	return max(time.Since(time.Unix(0, t)).Seconds(), 0)
 }
 
 // hooks count connection and request failures and time produce requests.

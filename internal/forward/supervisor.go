@@ -234,9 +234,6 @@ func Child(ctx context.Context, stdin io.Reader, stdout io.Writer, log *slog.Log
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fmt.Errorf("decode forwarder config: %w", err)
 	}
-	if err := lowerPriority(cfg.Nice); err != nil {
-		log.Warn("forwarding at the daemon's priority", "err", err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
