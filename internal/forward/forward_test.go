@@ -354,3 +354,38 @@ func splitHostPort(addr string) (string, int, error) {
 	n, err := strconv.Atoi(p)
 	return h, n, err
 }
+
+// Stopping flushes: records the client still holds when Run's context
+// ends (here, lingering) are sent and acknowledged, and the cursor says
+// so, so that the next Run sends none of them again.
+func TestForwardStopFlushes(t *testing.T) {
+	c := newCluster(t)
+	ring := newTestRing(t, 4<<20)
+	ring.add(t, 0, 100)
+	// The batch lingers a minute: only the flush on stopping sends it.
+	cfg := Config{Ring: ring.path, Brokers: c.ListenAddrs(), Topic: testTopic, Linger: time.Minute}
+	rf := startForwarder(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for rf.stats().Pending != 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forwarder did not hand the 100 records to the client: %+v", rf.stats())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the reports
+	}
+	st := rf.stop(t)
+	if st.Acked != 100 || st.Records != 100 || st.Pending != 0 {
+		t.Errorf("after stopping: acked seq %d, %d records acknowledged, %d pending; want 100, 100, 0", st.Acked, st.Records, st.Pending)
+	}
+	r, err := shmring.OpenReader(ring.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cursor := &cursorFile{path: ring.path + CursorSuffix}
+	if pos, err := cursor.read(); err != nil || pos != (Position{RingID: RingID(r.Stats()), Seq: 100}) {
+		t.Errorf("cursor file after stopping: %+v, %v; want seq 100", pos, err)
+	}
+	if got := consumeAll(t, c.ListenAddrs(), 100); len(got) != 100 {
+		t.Errorf("%d records on the topic, want 100", len(got))
+	}
+}

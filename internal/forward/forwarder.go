@@ -358,7 +358,11 @@ func (f *forwarder) step(ctx context.Context) (full, ok bool) {
 		return false, true
 	}
 	f.track.sent(rec.Seq, rec.Time)
-	f.client.Produce(ctx, &o.Record, f.onPromise)
+	// Not ctx: the client fails the records it holds when the context
+	// given to Produce ends, and ctx ends when Run stops, which is when
+	// stop flushes them. (Produce never blocks here: the client may
+	// buffer twice MaxBuffered.)
+	f.client.Produce(context.Background(), &o.Record, f.onPromise)
 	return false, true
 }
 
