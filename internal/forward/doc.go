@@ -17,7 +17,8 @@
 // (beside the ring by default, written to a temporary file, synced,
 // renamed, and the directory synced) holds the last sequence number with
 // every record up to it done; it is written each time that position
-// moves, at most every 250 ms. A new Run, after a crash, a SIGKILL, an
+// moves, at most every 250 ms, and before reading on once MaxBuffered
+// records were read past it. A new Run, after a crash, a SIGKILL, an
 // upgrade or an outage, resumes right after it: no record is skipped, and
 // the only records sent twice are those sent but not yet recorded as done
 // (at most MaxBuffered). A lock beside the cursor file keeps one Run at a

@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -387,5 +388,55 @@ func TestForwardStopFlushes(t *testing.T) {
 	}
 	if got := consumeAll(t, c.ListenAddrs(), 100); len(got) != 100 {
 		t.Errorf("%d records on the topic, want 100", len(got))
+	}
+}
+
+// At no moment do the brokers hold more than MaxBuffered records past the
+// position the cursor file records: a forwarder killed then sends at most
+// that many again. Each produce request the cluster receives is checked
+// against the cursor file as it is then.
+func TestForwardDuplicatesBoundedByMaxBuffered(t *testing.T) {
+	const maxBuffered = 50
+	c := newCluster(t)
+	ring := newTestRing(t, 4<<20)
+	ring.add(t, 0, 5000)
+	cursor := &cursorFile{path: ring.path + CursorSuffix}
+	var mu sync.Mutex
+	var delivered, worst int64 // records in the requests before; most of them past the cursor
+	var problem error
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pos, err := cursor.read()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil && problem == nil {
+			problem = err
+		}
+		worst = max(worst, delivered-int64(pos.Seq))
+		for _, tp := range kreq.(*kmsg.ProduceRequest).Topics {
+			for _, p := range tp.Partitions {
+				var b kmsg.RecordBatch
+				if err := b.ReadFrom(p.Records); err != nil && problem == nil {
+					problem = err
+				}
+				delivered += int64(b.NumRecords)
+			}
+		}
+		return nil, nil, false // the cluster handles it
+	})
+	cfg := Config{Ring: ring.path, Brokers: c.ListenAddrs(), Topic: testTopic, Linger: time.Millisecond, MaxBuffered: maxBuffered}
+	rf := startForwarder(t, cfg)
+	rf.waitAcked(t, 5000)
+	rf.stop(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if problem != nil {
+		t.Fatal(problem)
+	}
+	if delivered != 5000 {
+		t.Errorf("the cluster received %d records, want 5000", delivered)
+	}
+	if worst > maxBuffered {
+		t.Errorf("the cluster held up to %d records past the cursor file's position, more than MaxBuffered %d", worst, maxBuffered)
 	}
 }

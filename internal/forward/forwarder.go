@@ -326,11 +326,20 @@ func (f *forwarder) produce(ctx context.Context, report <-chan time.Time) bool {
 }
 
 // step sends the next record, or waits up to a tick for one when the ring
-// has no more. It reports full when MaxBuffered records are pending, and
-// false when the ring cannot be read.
+// has no more. It reports full when MaxBuffered records were read past the
+// position the cursor file records, and false when the ring cannot be
+// read.
+//
+// Those records, pending or acknowledged since the file was last written,
+// are what a forwarder killed now sends again: bounding them (not only
+// the pending ones) bounds the duplicates by MaxBuffered, however fast the
+// brokers acknowledge between two ticks.
 func (f *forwarder) step(ctx context.Context) (full, ok bool) {
-	if f.track.pending() >= f.cfg.MaxBuffered {
-		return true, true
+	if f.unrecorded() >= uint64(f.cfg.MaxBuffered) {
+		f.saveCursor()
+		if f.unrecorded() >= uint64(f.cfg.MaxBuffered) {
+			return true, true
+		}
 	}
 	rec, lost, err := f.cur.Next()
 	if lost > 0 {
@@ -365,6 +374,10 @@ func (f *forwarder) step(ctx context.Context) (full, ok bool) {
 	f.client.Produce(context.Background(), &o.Record, f.onPromise)
 	return false, true
 }
+
+// unrecorded returns how many records were read past the position the
+// cursor file records. It covers the pending ones.
+func (f *forwarder) unrecorded() uint64 { return f.cur.Pos() - 1 - f.written }
 
 // promise runs on the client's promise goroutine, one at a time; then the
 // record goes back to the pool.
