@@ -26,11 +26,14 @@
 // let go. Every record carries headers seq, ring_id and host, so a
 // consumer drops duplicates by (ring_id, seq).
 //
-// When the ring overwrites records that were never sent (the cluster was
-// down for long), Run counts exactly how many (Stats.Lost), logs each gap
-// once, and goes on with the oldest record left. Records the brokers
-// refuse for good (larger than their limit) are counted as Dropped and
-// logged; nothing is lost silently.
+// When the ring overwrites records that were never acknowledged (the
+// cluster was down for long), Run counts exactly how many (Stats.Lost),
+// logs each gap once, and goes on with the oldest record left. Records
+// the brokers acknowledged to a client that was reset since are neither
+// sent again nor counted lost. (One sent whose acknowledgement never
+// came may be on the topic all the same: it counts as lost.) Records the
+// brokers refuse for good (larger than their limit) are counted as
+// Dropped and logged; nothing is lost silently.
 //
 // # The cluster failing
 //

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -438,5 +440,93 @@ func TestForwardDuplicatesBoundedByMaxBuffered(t *testing.T) {
 	}
 	if worst > maxBuffered {
 		t.Errorf("the cluster held up to %d records past the cursor file's position, more than MaxBuffered %d", worst, maxBuffered)
+	}
+}
+
+// Records the brokers acknowledged are never counted lost: here one
+// partition refuses records while the others acknowledge theirs, the
+// stalled forwarder opens its breaker and drops its client, and the ring
+// laps it. What it counts lost is exactly what never reached the topic.
+func TestForwardLossExcludesAcknowledged(t *testing.T) {
+	c := newCluster(t)
+	// Key "uid": the partition of uid 0's records is led by broker 0,
+	// which refuses them while held; the other partitions are led by
+	// broker 1.
+	held := kgo.StickyKeyPartitioner(nil).ForTopic(testTopic).Partition(&kgo.Record{Key: []byte("0")}, 3)
+	for p := range int32(3) {
+		node := int32(1)
+		if int(p) == held {
+			node = 0
+		}
+		if err := c.MoveTopicPartition(testTopic, p, node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var holding atomic.Bool
+	holding.Store(true)
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !holding.Load() || c.CurrentNode() != 0 {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range req.Topics {
+			rt := kmsg.ProduceResponseTopic{Topic: tp.Topic, TopicID: tp.TopicID}
+			for _, p := range tp.Partitions {
+				rt.Partitions = append(rt.Partitions, kmsg.ProduceResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.NotLeaderForPartition.Code})
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+
+	ring := newTestRing(t, shmring.MinSize)
+	ring.add(t, 0, 150) // uids 0, 1, 2 in turn: seq 1 is held
+	acked := 0          // of those, records the brokers acknowledge
+	for i := range 150 {
+		if kgo.StickyKeyPartitioner(nil).ForTopic(testTopic).Partition(&kgo.Record{Key: []byte(strconv.Itoa(i % 3))}, 3) != held {
+			acked++
+		}
+	}
+	if acked == 0 {
+		t.Fatal("every uid's partition is held")
+	}
+	cfg := Config{Ring: ring.path, Brokers: c.ListenAddrs(), Topic: testTopic, Key: "uid", Linger: time.Millisecond,
+		StallTimeout: 300 * time.Millisecond, BreakerThreshold: 1, BreakerMin: 300 * time.Millisecond, BreakerMax: 300 * time.Millisecond}
+	rf := startForwarder(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for st := rf.stats(); st.Records < uint64(acked) || st.Breaker != BreakerOpen; st = rf.stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d records acknowledged and the breaker open: %+v", acked, st)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the reports
+	}
+	ring.add(t, 150, 3000) // laps the ring: seq 1 to 150 are overwritten
+	holding.Store(false)
+	r, err := shmring.OpenReader(ring.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	st := r.Stats()
+	if st.Oldest <= 150 {
+		t.Fatalf("the ring still holds record %d", st.Oldest)
+	}
+	rf.waitAcked(t, st.Head-1)
+	final := rf.stop(t)
+	got := consumeAll(t, c.ListenAddrs(), acked+int(st.Head-st.Oldest))
+	onTopic := map[uint64]bool{}
+	for _, g := range got {
+		onTopic[g.seq] = true
+	}
+	var never uint64
+	for seq := uint64(1); seq < st.Head; seq++ {
+		if !onTopic[seq] {
+			never++
+		}
+	}
+	if final.Lost != never {
+		t.Errorf("the forwarder counts %d records lost; %d never reached the topic", final.Lost, never)
 	}
 }

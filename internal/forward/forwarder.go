@@ -136,6 +136,11 @@ type forwarder struct {
 	lagCur  *shmring.Cursor // for the age of the oldest unsent record
 	track   *tracker        // shared with the promise goroutine
 	written uint64          // the position last written to the cursor file
+	// ahead holds, in increasing order, records past the acknowledged
+	// position that the brokers acknowledged to a client since reset and
+	// the cursor has not read again: they are not sent again, and not
+	// counted lost if the ring overwrites them.
+	ahead   []uint64
 	breaker *breaker
 	client  *kgo.Client
 
@@ -277,7 +282,9 @@ func (f *forwarder) resetClient() {
 	f.client.Close()
 	f.client = nil
 	done, _ := f.track.position()
-	f.track.reset(done + 1)
+	// What the tracker held comes before what ahead still holds, which
+	// the cursor had not reached.
+	f.ahead = append(f.track.reset(done+1), f.ahead...)
 	f.cur.Seek(done + 1)
 }
 
@@ -342,8 +349,12 @@ func (f *forwarder) step(ctx context.Context) (full, ok bool) {
 		}
 	}
 	rec, lost, err := f.cur.Next()
+	end := f.cur.Pos() // where the records skipped end: rec, or the head
+	if err == nil {
+		end = rec.Seq
+	}
 	if lost > 0 {
-		f.noteLoss(lost)
+		f.noteLoss(end-lost, end)
 	}
 	if errors.Is(err, shmring.ErrNoRecord) {
 		f.track.skipped(f.cur.Pos())
@@ -356,6 +367,12 @@ func (f *forwarder) step(ctx context.Context) (full, ok bool) {
 	if err != nil {
 		f.log.Error("read ring", "err", err)
 		return false, false
+	}
+	if len(f.ahead) > 0 && f.ahead[0] == rec.Seq {
+		// Acknowledged to a client reset since: done already.
+		f.ahead = f.ahead[1:]
+		f.track.skipped(rec.Seq + 1)
+		return false, true
 	}
 	o := f.records.Get().(*outRecord)
 	if !f.enc.encode(o, rec.Seq, rec.Time, rec.Payload) {
@@ -441,14 +458,20 @@ func (f *forwarder) judge() bool {
 	return (failed || stalled) && f.breaker.failure()
 }
 
-// noteLoss counts records the ring overwrote before they were sent, and
-// logs each gap once.
-func (f *forwarder) noteLoss(lost uint64) {
+// noteLoss counts the records from from to end (excluded) that the ring
+// overwrote before the brokers acknowledged them, and logs each gap once.
+func (f *forwarder) noteLoss(from, end uint64) {
+	lost := end - from
+	for len(f.ahead) > 0 && f.ahead[0] < end {
+		if f.ahead[0] >= from {
+			lost-- // acknowledged before the client was reset
+		}
+		f.ahead = f.ahead[1:]
+	}
 	f.c.lost.Add(lost)
-	from := f.cur.Pos() - 1 - lost
-	if from != f.lastGap {
+	if from != f.lastGap && lost > 0 {
 		f.log.Error("records lost: the ring overwrote them before they were forwarded",
-			"lost", lost, "first_seq", from, "resumed_at_seq", f.cur.Pos()-1)
+			"lost", lost, "first_seq", from, "resumed_at_seq", end)
 		f.lastGap = from
 	}
 }

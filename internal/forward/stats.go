@@ -37,7 +37,7 @@ type Stats struct {
 	Records uint64            `json:"records"` // acknowledged by the brokers
 	Bytes   uint64            `json:"bytes"`   // their values' bytes
 	Errors  map[string]uint64 `json:"errors"`  // by kind (Err*)
-	// Lost counts records the ring overwrote before they were forwarded;
+	// Lost counts records the ring overwrote before they were acknowledged;
 	// Dropped those the brokers refused for good or that did not decode.
 	Lost    uint64 `json:"lost"`
 	Dropped uint64 `json:"dropped"`

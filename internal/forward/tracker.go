@@ -105,9 +105,17 @@ func (t *tracker) pending() int {
 }
 
 // reset forgets everything pending and starts again at next: the client
-// that held the pending records is gone, and they will be sent again.
-func (t *tracker) reset(next uint64) {
+// that held the pending records is gone, and they will be sent again. It
+// returns, in increasing order, those the brokers had acknowledged behind
+// one they had not: they need not be sent again.
+func (t *tracker) reset(next uint64) (acked []uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for i := range t.n {
+		if r := t.buf[(t.first+i)%len(t.buf)]; r.done {
+			acked = append(acked, r.seq)
+		}
+	}
 	t.first, t.n, t.next = 0, 0, next
+	return acked
 }

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -87,10 +88,15 @@ func TestTrackerRandom(t *testing.T) {
 
 func TestTrackerReset(t *testing.T) {
 	tr := newTracker(1)
-	tr.sent(1, 1)
-	tr.sent(2, 2)
+	for seq := uint64(1); seq <= 5; seq++ {
+		tr.sent(seq, int64(seq))
+	}
 	tr.acked(1)
-	tr.reset(2)
+	tr.acked(3)
+	tr.acked(5)
+	if got := tr.reset(2); !slices.Equal(got, []uint64{3, 5}) {
+		t.Errorf("reset(2) returned %v as acknowledged behind the first pending, want [3 5]", got)
+	}
 	if tr.acked(2) {
 		t.Error("a promise for a record sent before the reset was accepted")
 	}

@@ -25,7 +25,7 @@ var (
 	descForwardErrors = prometheus.NewDesc("collectord_forward_errors_total",
 		"Forwarding errors by kind: connect, request, produce (the record is sent again), too_large and decode (the record is dropped), stall, probe.", []string{"kind"}, nil)
 	descForwardLost = prometheus.NewDesc("collectord_forward_lost_records_total",
-		"Records the ring overwrote before they could be forwarded.", nil, nil)
+		"Records the ring overwrote before the brokers acknowledged them.", nil, nil)
 	descForwardDropped = prometheus.NewDesc("collectord_forward_dropped_records_total",
 		"Records not forwarded because the brokers refuse them for good (too large) or they did not decode.", nil, nil)
 	descForwardAcked = prometheus.NewDesc("collectord_forward_acked_sequence",
