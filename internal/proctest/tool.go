@@ -35,6 +35,7 @@ func NeedTool(t testing.TB, name string) string {
 // package that installs it.
 func debianPackages() map[string]string {
 	return map[string]string{
+		"kcat":                    "kcat",     // librdkafka's client, a Kafka consumer not ours
 		"logger":                  "bsdutils", // util-linux's logger
 		"python3":                 "python3",
 		"prometheus":              "prometheus",
