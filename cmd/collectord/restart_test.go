@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -488,14 +489,16 @@ func drain(t *testing.T, r *shmring.Reader, socket string) uint64 {
 // Senders.
 
 // sender sends "<14>load: s=ID n=N" datagrams, N = 0, 1, 2, ..., at
-// loadRate per second, each from its own connected socket as a separate
-// application would. A blocking sender waits when the socket's queue is
-// full (every datagram it sends must be stored); a non-blocking one drops
-// the datagram on EAGAIN and counts it, as syslog(3) with LOG_NDELAY-style
-// clients do.
+// a steady rate (loadRate per second unless the load says otherwise),
+// each from its own connected socket as a separate application would. A
+// blocking sender waits when the socket's queue is full (every datagram it
+// sends must be stored); a non-blocking one drops the datagram on EAGAIN
+// and counts it, as syslog(3) with LOG_NDELAY-style clients do.
 type sender struct {
 	id       int
 	blocking bool
+	rate     int    // datagrams per second
+	count    uint64 // stop after this many; 0: until the load stops
 
 	// Results, read after the sender's goroutine ended.
 	sent   []uint64 // numbers the kernel accepted, in order
@@ -510,12 +513,29 @@ type load struct {
 }
 
 // startLoad starts blocking and non-blocking senders on the datagram socket
-// at path.
+// at path, each at loadRate.
 func startLoad(t *testing.T, path string, blocking, nonBlocking int) *load {
 	t.Helper()
+	return startLoadWith(t, path, loadSpec{blocking: blocking, nonBlocking: nonBlocking})
+}
+
+// loadSpec says what senders startLoadWith starts.
+type loadSpec struct {
+	blocking, nonBlocking int
+	rate                  int    // each sender's datagrams per second; 0: loadRate
+	count                 uint64 // each sender stops after this many; 0: when the load stops
+	// firstID numbers the senders from it: loads started one after the
+	// other send distinct datagrams.
+	firstID int
+}
+
+// startLoadWith starts the senders spec asks for on the datagram socket
+// at path.
+func startLoadWith(t *testing.T, path string, spec loadSpec) *load {
+	t.Helper()
 	l := &load{done: make(chan struct{})}
-	for i := range blocking + nonBlocking {
-		s := &sender{id: i, blocking: i < blocking}
+	for i := range spec.blocking + spec.nonBlocking {
+		s := &sender{id: spec.firstID + i, blocking: i < spec.blocking, rate: cmp.Or(spec.rate, loadRate), count: spec.count}
 		write, closeFn, err := s.open(path)
 		if err != nil {
 			t.Fatal(err)
@@ -569,7 +589,11 @@ func (s *sender) run(write func([]byte) error, done <-chan struct{}) {
 		case <-tick.C:
 		}
 		// Catch up to the steady rate after a send blocked.
-		for due := uint64(time.Since(start).Seconds() * loadRate); n < due; n++ {
+		due := uint64(time.Since(start).Seconds() * float64(s.rate))
+		if s.count > 0 {
+			due = min(due, s.count)
+		}
+		for ; n < due; n++ {
 			buf = fmt.Appendf(buf[:0], "<14>%s: s=%d n=%d", loadTag, s.id, n)
 			err := write(buf)
 			if !s.blocking && errors.Is(err, unix.EAGAIN) {
@@ -581,6 +605,9 @@ func (s *sender) run(write func([]byte) error, done <-chan struct{}) {
 				return
 			}
 			s.sent = append(s.sent, n)
+		}
+		if s.count > 0 && n == s.count {
+			return
 		}
 	}
 }
@@ -598,6 +625,19 @@ func (l *load) halt() {
 func (l *load) stop(t *testing.T) {
 	t.Helper()
 	l.halt()
+	l.check(t)
+}
+
+// wait waits until each sender has sent its count, and fails the test if
+// one could not send.
+func (l *load) wait(t *testing.T) {
+	t.Helper()
+	l.wg.Wait()
+	l.check(t)
+}
+
+func (l *load) check(t *testing.T) {
+	t.Helper()
 	for _, s := range l.senders {
 		if s.err != nil {
 			t.Error(s.err)
@@ -630,14 +670,13 @@ func checkStored(t *testing.T, recs []proctest.Record, senders []*sender) {
 		recs = recs[:len(recs)-1]
 	}
 	for _, r := range recs {
-		var id int
-		var n uint64
 		if string(r.Tag) != loadTag {
 			foreign++
 			continue
 		}
-		if _, err := fmt.Sscanf(string(r.Message), "s=%d n=%d", &id, &n); err != nil {
-			t.Errorf("record %d: message %q: %v", r.Seq, r.Message, err)
+		id, n, ok := parseLoadMessage(string(r.Message))
+		if !ok {
+			t.Errorf("record %d: message %q is not a sender's", r.Seq, r.Message)
 			continue
 		}
 		if r.Flags&record.FlagCreds == 0 || r.PID != uint32(os.Getpid()) {
@@ -653,6 +692,17 @@ func checkStored(t *testing.T, recs []proctest.Record, senders []*sender) {
 			t.Errorf("sender %d (blocking %v): ring differs from what was sent: %s", s.id, s.blocking, d)
 		}
 	}
+}
+
+// parseLoadMessage parses a sender's message, "s=ID n=N" (by hand: the
+// tests parse 100,000 of them under the race detector).
+func parseLoadMessage(msg string) (id int, n uint64, ok bool) {
+	idText, nText, ok := strings.Cut(msg, " ")
+	idText, ok1 := strings.CutPrefix(idText, "s=")
+	nText, ok2 := strings.CutPrefix(nText, "n=")
+	id, err1 := strconv.Atoi(idText)
+	n, err2 := strconv.ParseUint(nText, 10, 64)
+	return id, n, ok && ok1 && ok2 && err1 == nil && err2 == nil
 }
 
 // seqDiff describes how got differs from want (both sequences of numbers):
