@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -108,7 +109,7 @@ func (k *KafkaConfig) Validate() error {
 // checkTopic applies Kafka's rule for topic names.
 func checkTopic(t string) error {
 	if t == "" || t == "." || t == ".." || len(t) > 249 {
-		return fmt.Errorf("must be 1 to 249 characters, not . or ..")
+		return errors.New(`must be 1 to 249 characters, and not "." or ".."`)
 	}
 	for _, c := range t {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {

@@ -8,12 +8,16 @@ import (
 func TestBreaker(t *testing.T) {
 	b := newBreaker(3, time.Second, 8*time.Second)
 	b.rand = func() float64 { return 1 } // no jitter: the whole backoff
-	if b.failure() || b.failure() {
-		t.Fatal("opened before 3 failures")
+	for i := range 2 {
+		if b.failure() {
+			t.Fatalf("opened after %d failures, before 3", i+1)
+		}
 	}
 	b.success()
-	if b.failure() || b.failure() {
-		t.Fatal("a success did not reset the count")
+	for i := range 2 {
+		if b.failure() {
+			t.Fatalf("opened after a success and %d failures: the success did not reset the count", i+1)
+		}
 	}
 	if !b.failure() {
 		t.Fatal("did not open after 3 failures")
