@@ -347,6 +347,54 @@ func TestForwardBrokersUnreachableAtStart(t *testing.T) {
 	}
 }
 
+// TestForwarderStopsWhenItsReportsFail: a forwarder process whose
+// reports (its stdout) have nowhere to go any more, because the daemon
+// died, stops as it does when its stdin ends: it records its position,
+// says so, and exits 0; it is not killed by SIGPIPE halfway.
+func TestForwarderStopsWhenItsReportsFail(t *testing.T) {
+	ring := filepath.Join(t.TempDir(), "ring")
+	w, err := shmring.OpenWriter(ring, shmring.Options{Size: shmring.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cfg, err := json.Marshal(forward.Config{Ring: ring, Brokers: kafkatest.Addrs(kafkatest.FreePorts(t, 1)), Topic: kafkatest.DefaultTopic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(proctest.Collectord(t), "forward")
+	logs := new(proctest.Output)
+	cmd.Stderr = logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	if _, err := stdin.Write(append(cfg, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	logs.WaitFor(t, "the forwarder to start", func(s string) bool { return len(logEvents(s, "forwarding")) > 0 })
+	stdout.Close() // its next report, within a second, fails
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil || len(logEvents(logs.String(), "forwarder stopped")) != 1 {
+			t.Errorf("forwarder exited with %v; want 0 after saying it stopped:\n%s", err, logs)
+		}
+	case <-time.After(proctest.Timeout):
+		t.Fatalf("the forwarder still runs %v after its stdout closed:\n%s", proctest.Timeout, logs)
+	}
+}
+
 // TestForwardConfigErrors: a [kafka] table collectord cannot use stops it
 // at start with exit status 2 and a message naming the key.
 func TestForwardConfigErrors(t *testing.T) {
