@@ -39,10 +39,14 @@
 //
 // Ingest never waits for Kafka: the forwarder only reads the ring. The
 // client retries records for as long as it lives. Once per 250 ms tick
-// the forwarder judges the cluster: acknowledgements are a success;
-// records waiting while brokers cannot be reached or records fail, or
-// waiting longer than StallTimeout, are a failure. After
-// BreakerThreshold failures in a row the circuit breaker opens: the
+// the forwarder judges the cluster: acknowledgements are a success; a
+// tick in which records wait and a broker could not be reached or a
+// record failed, or in which records have waited longer than
+// StallTimeout, is a failure; a quiet tick is neither. After
+// BreakerThreshold failures without a success between them the circuit
+// breaker opens (the client's own reconnection backoff spaces its
+// failures out: a cluster that dies under load opens the breaker after
+// about ten seconds): the
 // client is closed (what it held is sent again later) and nothing is
 // tried for BreakerMin, doubling up to BreakerMax each time, with jitter;
 // then one metadata request probes the cluster (half-open). A cluster
