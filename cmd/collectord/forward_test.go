@@ -11,6 +11,7 @@ package main
 // each disruption cost in duplicates.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -850,4 +851,69 @@ func scrapeForward(t *testing.T, addr string) string {
 		return "no forwarding errors counted"
 	}
 	return "counted " + strings.Join(parts, ", ")
+}
+
+// TestForwarderSharesCPU: the forwarder runs under SCHED_IDLE while it is
+// less than yield_lag behind; once a frozen cluster leaves it further
+// behind it runs at the configured nice under the normal policy, and
+// back under SCHED_IDLE when it has caught up.
+func TestForwarderSharesCPU(t *testing.T) {
+	k := kafkatest.Start(t, kafkatest.Options{})
+	f := startForwarding(t, k.Brokers, "16MiB", []string{`yield_lag = "1s"`, `nice = 7`})
+	pid := forwarderPID(t, f.d.Logs, 1)
+	if got := schedOf(t, pid); got != "idle" {
+		t.Fatalf("caught up: the forwarder's threads are %s, want idle (SCHED_IDLE)", got)
+	}
+	k.Freeze(t)
+	f.d.Send(t, "waiting for the cluster")
+	f.d.Logs.WaitFor(t, "the forwarder to take its share of the CPU", func(s string) bool {
+		return len(logEvents(s, "forwarding fell behind: taking its share of the CPU")) > 0
+	})
+	if got := schedOf(t, pid); got != "normal nice 7" {
+		t.Errorf("1s behind: the forwarder's threads are %s, want normal nice 7", got)
+	}
+	k.Thaw(t)
+	f.d.Logs.WaitFor(t, "the forwarder to yield again", func(s string) bool {
+		return len(logEvents(s, "forwarding caught up: yielding the CPU to ingest")) > 0
+	})
+	if got := schedOf(t, pid); got != "idle" {
+		t.Errorf("caught up again: the forwarder's threads are %s, want idle", got)
+	}
+	f.d.Stop(t)
+}
+
+// schedOf describes the scheduling of every thread of pid: "idle" when all
+// are SCHED_IDLE, "normal nice N" when all are SCHED_OTHER at nice N,
+// otherwise the mix.
+func schedOf(t *testing.T, pid int) string {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		// Fields after the command's closing parenthesis: state is the
+		// 3rd field of the line, nice the 19th, policy the 41st.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		nice, policy := fields[19-3], fields[41-3]
+		switch policy {
+		case "5":
+			seen["idle"] = true
+		case "0":
+			seen["normal nice "+nice] = true
+		default:
+			seen["policy "+policy] = true
+		}
+	}
+	var kinds []string
+	for k := range seen {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return strings.Join(kinds, ", ")
 }

@@ -73,9 +73,10 @@ type Config struct {
 	BreakerMax time.Duration `json:"breaker_max,omitempty"`
 	// YieldLag and Nice set how the cold path shares the CPU with the hot
 	// one. While the forwarder is less than YieldLag behind (the age of
-	// the oldest record not acknowledged), it runs under SCHED_IDLE: only
-	// on CPU that ingest and queries leave, so that a burst of logs is
-	// taken in at full speed and forwarded a moment later. Once it falls
+	// the oldest record not acknowledged), it runs under SCHED_IDLE, only
+	// on CPU that ingest and queries leave, and sends nothing while
+	// records arrive faster than 20,000/s: a burst of logs is taken in at
+	// full speed and forwarded a moment later. Once it falls
 	// YieldLag behind it runs at nice value Nice, taking its share, until
 	// it is back under half of YieldLag. Zero YieldLag never yields: the
 	// forwarder always runs at Nice. collectord's configuration defaults

@@ -35,6 +35,18 @@
 // brokers refuse for good (larger than their limit) are counted as
 // Dropped and logged; nothing is lost silently.
 //
+// # Sharing the CPU
+//
+// The cold path must not slow the hot one. While the forwarder is less
+// than YieldLag behind (the age of the oldest record not acknowledged) it
+// runs under SCHED_IDLE, on CPU that ingest and queries leave, and during
+// a burst (records arriving faster than 20,000/s, judged per tick) it
+// sends nothing and waits for the burst to pass: a burst is taken in at
+// full speed and forwarded a moment later. Once it falls YieldLag behind
+// it runs at nice Nice under the normal policy and forwards whatever the
+// rate, until it is back under half of YieldLag. A zero YieldLag never
+// yields.
+//
 // # The cluster failing
 //
 // Ingest never waits for Kafka: the forwarder only reads the ring. The

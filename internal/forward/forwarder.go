@@ -42,6 +42,11 @@ const flushTimeout = 5 * time.Second
 // the cluster's health and to report.
 const tick = 250 * time.Millisecond
 
+// burstRate is the rate of incoming records, per second, above which a
+// yielding forwarder waits for the burst to pass: at this rate forwarding
+// would take a few percent of a CPU, beyond it ingest needs the CPU more.
+const burstRate = 20000
+
 // Run forwards the ring's records to Kafka until ctx is done, resuming
 // after the position in the cursor file, and returns nil then; it returns
 // an error only when it cannot start (a ring or cursor it cannot open, a
@@ -157,6 +162,9 @@ type forwarder struct {
 	lastSeen  uint64      // acks at the last tick
 	lastGap   uint64      // the seq a loss was last logged before
 	yielding  bool        // running under SCHED_IDLE (see Config.YieldLag)
+	paused    bool        // yielding through a burst: sending nothing
+	rateAt    time.Time   // when rateHead was read
+	rateHead  uint64      // the ring's head then
 }
 
 // setPriority yields the CPU (SCHED_IDLE) or takes its share (nice
@@ -176,9 +184,18 @@ func (f *forwarder) adjustPriority() {
 	if f.cfg.YieldLag <= 0 {
 		return
 	}
+	// A burst: logs arrive faster than burstRate. While yielding, the
+	// forwarder waits for it to pass rather than compete with ingest.
+	now, head := time.Now(), f.ring.Head()
+	if !f.rateAt.IsZero() {
+		rate := float64(head-f.rateHead) / now.Sub(f.rateAt).Seconds()
+		f.paused = f.yielding && rate > burstRate
+	}
+	f.rateAt, f.rateHead = now, head
 	lag := f.lagSeconds()
 	switch {
 	case f.yielding && lag >= f.cfg.YieldLag.Seconds():
+		f.paused = false
 		if f.setPriority(false) {
 			f.log.Info("forwarding fell behind: taking its share of the CPU", "lag_seconds", lag, "nice", f.cfg.Nice)
 		}
@@ -233,6 +250,9 @@ func (f *forwarder) run(ctx context.Context) {
 				state = BreakerHalfOpen
 			case <-report.C:
 				f.report()
+				// Falling behind while the cluster is down: take the
+				// share of the CPU the backlog will need.
+				f.adjustPriority()
 			}
 			t.Stop()
 		case BreakerClosed:
@@ -296,40 +316,52 @@ func (f *forwarder) produce(ctx context.Context, report <-chan time.Time) bool {
 	health := time.NewTicker(tick)
 	defer health.Stop()
 	for {
-		var full bool
+		// Work when there is some; otherwise (or while MaxBuffered
+		// records wait, or a burst passes) wait for an event.
+		var wake <-chan struct{}
 		select {
 		case <-ctx.Done():
 			return false
 		case <-health.C:
-			if f.judge() {
+			if f.onTick() {
 				return true
 			}
-			f.saveCursor()
-			f.adjustPriority()
 			continue
 		case <-report:
 			f.report()
 			continue
 		default:
-			var ok bool
-			if full, ok = f.step(ctx); !ok {
+			full, ok := f.step(ctx)
+			if !ok {
 				return false
 			}
-		}
-		if full {
-			select {
-			case <-ctx.Done():
-			case <-f.progress:
-			case <-health.C:
-				if f.judge() {
-					return true
-				}
-				f.saveCursor()
-			case <-report:
-				f.report()
+			if !full {
+				continue
 			}
+			wake = f.progress
+		}
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-health.C:
+			if f.onTick() {
+				return true
+			}
+		case <-report:
+			f.report()
 		}
 	}
+}
+
+// onTick runs once per tick: it judges the cluster, saves the position
+// and adjusts the priority. It reports whether the breaker opens.
+func (f *forwarder) onTick() bool {
+	if f.judge() {
+		return true
+	}
+	f.saveCursor()
+	f.adjustPriority()
+	return false
 }
 
 // step sends the next record, or waits up to a tick for one when the ring
@@ -342,6 +374,9 @@ func (f *forwarder) produce(ctx context.Context, report <-chan time.Time) bool {
 // the pending ones) bounds the duplicates by MaxBuffered, however fast the
 // brokers acknowledge between two ticks.
 func (f *forwarder) step(ctx context.Context) (full, ok bool) {
+	if f.paused {
+		return true, true // a burst: wait for the next tick
+	}
 	if f.unrecorded() >= uint64(f.cfg.MaxBuffered) {
 		f.saveCursor()
 		if f.unrecorded() >= uint64(f.cfg.MaxBuffered) {
