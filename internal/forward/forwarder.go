@@ -593,6 +593,6 @@ func (h hooks) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 		return
 	}
 	if key == 0 { // Produce
-		h.f.c.latency.observe(e2e.DurationE2E())
+		h.f.c.latency.Observe(e2e.DurationE2E())
 	}
 }

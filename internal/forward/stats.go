@@ -2,7 +2,8 @@ package forward
 
 import (
 	"sync/atomic"
-	"time"
+
+	"github.com/collectord/collectord/pkg/histogram"
 )
 
 // Kinds of error the forwarder counts.
@@ -56,11 +57,11 @@ type counters struct {
 	records, bytes, lost, dropped atomic.Uint64
 	errors                        map[string]*atomic.Uint64
 	breaker                       atomic.Int32
-	latency                       latencyHistogram
+	latency                       *histogram.Histogram
 }
 
 func newCounters() *counters {
-	c := &counters{errors: make(map[string]*atomic.Uint64, len(ErrorKinds))}
+	c := &counters{errors: make(map[string]*atomic.Uint64, len(ErrorKinds)), latency: histogram.New(LatencyBuckets[:])}
 	for _, k := range ErrorKinds {
 		c.errors[k] = new(atomic.Uint64)
 	}
@@ -68,36 +69,6 @@ func newCounters() *counters {
 }
 
 func (c *counters) error(kind string) { c.errors[kind].Add(1) }
-
-type latencyHistogram struct {
-	buckets [len(LatencyBuckets)]atomic.Uint64 // not cumulative
-	count   atomic.Uint64
-	sumNs   atomic.Int64
-}
-
-func (h *latencyHistogram) observe(d time.Duration) {
-	sec := d.Seconds()
-	for i, ub := range LatencyBuckets {
-		if sec <= ub {
-			h.buckets[i].Add(1)
-			break
-		}
-	}
-	h.sumNs.Add(int64(d))
-	h.count.Add(1)
-}
-
-func (h *latencyHistogram) snapshot() Latency {
-	var l Latency
-	var cum uint64
-	for i := range h.buckets {
-		cum += h.buckets[i].Load()
-		l.Counts[i] = cum
-	}
-	l.Count = h.count.Load()
-	l.Sum = time.Duration(h.sumNs.Load()).Seconds()
-	return l
-}
 
 // snapshot returns the counters; the caller fills in the position.
 func (c *counters) snapshot() Stats {
@@ -108,8 +79,8 @@ func (c *counters) snapshot() Stats {
 		Lost:    c.lost.Load(),
 		Dropped: c.dropped.Load(),
 		Breaker: BreakerState(c.breaker.Load()),
-		Latency: c.latency.snapshot(),
 	}
+	s.Latency.Count, s.Latency.Sum = c.latency.Snapshot(s.Latency.Counts[:])
 	for k, v := range c.errors {
 		s.Errors[k] = v.Load()
 	}

@@ -268,7 +268,7 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 	c.writeFrame(FrameEnd, marshalJSON(end))
 	ok := c.flushWriter() == nil
 	if !req.Follow {
-		s.stats.durations[k].observe(time.Since(start))
+		s.stats.durations[k].Observe(time.Since(start))
 	}
 	return ok
 }

@@ -15,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/collectord/collectord/pkg/histogram"
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
@@ -157,7 +158,7 @@ func NewServer(r *shmring.Reader, opts Options) *Server {
 	for i, t := range opts.Tokens {
 		tokens[i] = sha256.Sum256([]byte(t))
 	}
-	return &Server{
+	s := &Server{
 		tokens:    tokens,
 		r:         r,
 		opts:      opts,
@@ -168,6 +169,10 @@ func NewServer(r *shmring.Reader, opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
+	for k := range s.stats.durations {
+		s.stats.durations[k] = histogram.New(DurationBuckets[:])
+	}
+	return s
 }
 
 // Serve accepts connections on ln and serves them until Shutdown, then

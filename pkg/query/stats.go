@@ -4,7 +4,8 @@ package query
 
 import (
 	"sync/atomic"
-	"time"
+
+	"github.com/collectord/collectord/pkg/histogram"
 )
 
 // ServerStats is a snapshot of a Server's counters, for metrics.
@@ -76,7 +77,8 @@ func (s *Server) Stats() ServerStats {
 			Limit:      req[outcomeLimit].Load(),
 			Failed:     req[outcomeFailed].Load(),
 		}
-		st.Durations[k] = c.durations[k].snapshot()
+		d := &st.Durations[k]
+		d.Count, d.Sum = c.durations[k].Snapshot(d.Counts[:])
 	}
 	return st
 }
@@ -91,7 +93,7 @@ type counters struct {
 	followers     atomic.Int64
 	sent          atomic.Uint64
 	lost          atomic.Uint64
-	durations     [NumKinds]durationHistogram
+	durations     [NumKinds]*histogram.Histogram
 	authFailures  [2]atomic.Uint64 // by authTLS, authToken
 }
 
@@ -111,36 +113,3 @@ const (
 	authTLS = iota
 	authToken
 )
-
-// durationHistogram records durations without locks or allocation.
-type durationHistogram struct {
-	buckets [len(DurationBuckets)]atomic.Uint64 // not cumulative
-	count   atomic.Uint64
-	sumNs   atomic.Int64
-}
-
-// observe counts one request that took d.
-func (h *durationHistogram) observe(d time.Duration) {
-	sec := d.Seconds()
-	for i, ub := range DurationBuckets {
-		if sec <= ub {
-			h.buckets[i].Add(1)
-			break
-		}
-	}
-	h.sumNs.Add(int64(d))
-	h.count.Add(1)
-}
-
-// snapshot returns the histogram so far, its buckets made cumulative.
-func (h *durationHistogram) snapshot() DurationStats {
-	var s DurationStats
-	var cum uint64
-	for i := range h.buckets {
-		cum += h.buckets[i].Load()
-		s.Counts[i] = cum
-	}
-	s.Count = h.count.Load()
-	s.Sum = time.Duration(h.sumNs.Load()).Seconds()
-	return s
-}
