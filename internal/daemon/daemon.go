@@ -100,8 +100,9 @@ type daemon struct {
 	log    *slog.Logger
 	notify *sdnotify.Notifier
 
-	socks *sockets
-	w     *shmring.Writer
+	socks        *sockets
+	w            *shmring.Writer
+	stopPopulate func() // stops w.Populate and waits for it
 
 	in            *ingestloop.Ingester
 	inPtr         atomic.Pointer[ingestloop.Ingester] // in, for the status and metrics goroutines
@@ -302,6 +303,18 @@ func (d *daemon) openRing(ctx context.Context) error {
 			return err
 		}
 	}
+	// Map the ring ahead of the writer, in the background: on a fresh
+	// ring every page would otherwise fault in the ingest loop, and after
+	// a takeover every page faults once more in this process.
+	pctx, cancel := context.WithCancel(context.Background())
+	populated := make(chan struct{})
+	go func() {
+		defer close(populated)
+		if err := w.Populate(pctx); err != nil && pctx.Err() == nil {
+			d.log.Warn("map the ring ahead of the writer", "err", err)
+		}
+	}()
+	d.stopPopulate = func() { cancel(); <-populated }
 	rs, st := w.Recovered(), w.Stats()
 	d.log.Info("ring open", "path", d.cfg.Ring, "size", st.Size, "created", rs.Created, "clean", rs.Clean,
 		"records", rs.Records, "damaged", rs.Damaged, "adopted", rs.Unpublished, "rebuilt", rs.Rebuilt, "next_seq", st.Head)
@@ -309,6 +322,10 @@ func (d *daemon) openRing(ctx context.Context) error {
 }
 
 func (d *daemon) closeRing() {
+	if d.stopPopulate != nil {
+		d.stopPopulate() // before the ring is unmapped
+		d.stopPopulate = nil
+	}
 	if d.w != nil {
 		d.w.Close()
 		d.w = nil
