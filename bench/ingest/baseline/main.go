@@ -1,8 +1,10 @@
 //go:build linux
 
-// Command baseline is the ceiling collectord's ingest rate is compared
-// with: the same socket and receive loop the daemon uses, doing nothing with
-// the datagrams but counting them.
+// Command baseline is collectord's own socket and receive loop doing
+// nothing with the datagrams but counting them. It is not the yardstick
+// (bench/ingest/ceiling is: it shares no code with the daemon); set beside
+// the ceiling (bench/ingest/run.sh -l) it shows what the receive loop
+// itself costs, before any parsing or storing.
 //
 //	baseline -socket PATH -expect N [-timeout D] [-ready FILE] [-cpuprofile FILE]
 //
