@@ -4,7 +4,9 @@
 // messages and reports how fast they went out.
 //
 //	loadgen -socket PATH [-senders N] [-size BYTES] [-count M]
-//	        [-format rfc3164|raw] [-nonblock] [-ring PATH] [-timeout D]
+//	        [-format rfc3164|raw] [-nonblock | -drop]
+//	        [-ring PATH | -settle PID [-quiet D]]
+//	        [-timeout D]
 //
 // Each sender is a goroutine with its own connected unixgram socket, as
 // separate client processes would have; it writes M datagrams of exactly
@@ -22,14 +24,20 @@
 // (net.unix.max_dgram_qlen) stalls the sender in the kernel, so the send
 // rate equals what the receiver takes. With -nonblock a sender that gets
 // EAGAIN counts it, waits in poll(2) until the queue has room and sends the
-// same datagram again: nothing is dropped either way.
+// same datagram again: nothing is dropped either way. With -drop (also
+// non-blocking) a sender never waits: a datagram the socket refuses is
+// counted as dropped and the sender goes on with the next number, as a
+// logger that must not block does; the receiver then gets the others.
 //
 // All sockets are connected before the clock starts, and the senders start
 // together. With -ring, loadgen also waits (futex, no polling) until the
 // daemon has published the last datagram to that ring file and reports the
 // time from the first send to that moment: the daemon's end-to-end ingest
-// rate. A write that blocks longer than -timeout, or a ring that does not
-// reach the count within -timeout, is an error (exit 1), so a run always ends.
+// rate. For a receiver that is not collectord, -settle PID instead waits
+// until that process has been idle for -quiet (see settle.go) and reports
+// the time until it was last busy. A write that blocks longer than
+// -timeout, or a ring that does not reach the count (a receiver that does
+// not settle) within -timeout, is an error (exit 1), so a run always ends.
 //
 // It prints one line of JSON (see result) on stdout.
 package main
@@ -57,18 +65,24 @@ type result struct {
 	Size    int    `json:"size"`
 	Count   int    `json:"count"` // per sender
 	Format  string `json:"format"`
-	PID     int    `json:"pid"` // the credentials every datagram carries
-	Sent    int    `json:"sent"`
+	PID     int    `json:"pid"`  // the credentials every datagram carries
+	Sent    int    `json:"sent"` // datagrams written, those dropped included
 	// StartUnixNano is the wall-clock time just before the first send, so
 	// that a receiver in another process can time itself from it.
 	StartUnixNano int64   `json:"start_unix_nano"`
 	Elapsed       float64 `json:"elapsed"` // seconds from the first send to the last one returning
 	Rate          float64 `json:"rate"`    // Sent / Elapsed
 	EAGAIN        uint64  `json:"eagain"`  // nonblocking writes refused (then retried)
+	Dropped       uint64  `json:"dropped"` // with -drop: datagrams refused, not retried
 	// With -ring: seconds from the first send until the ring's head passed
-	// the last datagram, and Sent divided by that.
+	// the last datagram, and Sent divided by that. With -settle: seconds
+	// until the receiver was last busy.
 	StoredElapsed float64 `json:"stored_elapsed,omitempty"`
 	StoredRate    float64 `json:"stored_rate,omitempty"`
+	// FirstSeq is, with -ring, the ring's head before the first send: the
+	// sequence number of the first datagram sent, if the ring stores
+	// nothing else meanwhile (verify -from).
+	FirstSeq uint64 `json:"first_seq,omitempty"`
 }
 
 type config struct {
@@ -78,7 +92,10 @@ type config struct {
 	count    int
 	format   string
 	nonblock bool
+	drop     bool
 	ring     string
+	settle   int
+	quiet    time.Duration
 	timeout  time.Duration
 }
 
@@ -90,7 +107,10 @@ func main() {
 	flag.IntVar(&c.count, "count", 100000, "datagrams per sender")
 	flag.StringVar(&c.format, "format", "rfc3164", "message format: rfc3164 or raw")
 	flag.BoolVar(&c.nonblock, "nonblock", false, "nonblocking sockets: count EAGAIN, wait for room and resend")
+	flag.BoolVar(&c.drop, "drop", false, "nonblocking sockets: count a refused datagram as dropped and go on")
 	flag.StringVar(&c.ring, "ring", "", "ring file `path`: also wait until the daemon has published every datagram")
+	flag.IntVar(&c.settle, "settle", 0, "receiver process `pid`: also wait until it has been idle for -quiet")
+	flag.DurationVar(&c.quiet, "quiet", time.Second, "with -settle: how long the receiver must be idle")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long without progress on a write, or waiting for the ring")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -121,6 +141,12 @@ func run(c config) (result, error) {
 		return result{}, fmt.Errorf("-format %q: must be rfc3164 or raw", c.format)
 	case c.timeout <= 0:
 		return result{}, fmt.Errorf("-timeout %v: must be positive", c.timeout)
+	case c.settle < 0 || (c.settle > 0 && c.ring != ""):
+		return result{}, errors.New("-settle takes a pid, and not with -ring")
+	case c.drop && c.nonblock:
+		return result{}, errors.New("-drop and -nonblock exclude each other")
+	case c.quiet <= 0:
+		return result{}, fmt.Errorf("-quiet %v: must be positive", c.quiet)
 	}
 	pid := os.Getpid()
 	stamp := time.Now().Format(time.Stamp)
@@ -137,11 +163,11 @@ func run(c config) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		fd, err := dial(c.socket, c.nonblock, c.timeout)
+		fd, err := dial(c.socket, c.nonblock || c.drop, c.timeout)
 		if err != nil {
 			return result{}, fmt.Errorf("sender %d: %w", i, err)
 		}
-		senders[i] = &sender{fd: fd, msg: msg, seqOff: seqOff, seqLen: seqWidth(c.count)}
+		senders[i] = &sender{fd: fd, msg: msg, seqOff: seqOff, seqLen: seqWidth(c.count), nonblock: c.nonblock, drop: c.drop}
 	}
 
 	var ring *shmring.Reader
@@ -161,13 +187,14 @@ func run(c config) (result, error) {
 	for i, s := range senders {
 		wg.Go(func() {
 			<-start
-			errs[i] = s.send(c.count, c.nonblock, c.timeout)
+			errs[i] = s.send(c.count, c.timeout)
 		})
 	}
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	elapsed := time.Since(t0)
+	t1 := time.Now()
+	elapsed := t1.Sub(t0)
 	if err := errors.Join(errs...); err != nil {
 		return result{}, err
 	}
@@ -180,19 +207,34 @@ func run(c config) (result, error) {
 	}
 	for _, s := range senders {
 		res.EAGAIN += s.eagain
+		res.Dropped += s.dropped
 	}
 	if ring != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		defer cancel()
-		last := head0 + uint64(total) - 1
-		if err := ring.Wait(ctx, last); err != nil {
-			return result{}, fmt.Errorf("wait for ring %s to publish seq %d (head %d): %w", c.ring, last, ring.Head(), err)
+		if accepted := uint64(total) - res.Dropped; accepted > 0 {
+			last := head0 + accepted - 1
+			if err := ring.Wait(ctx, last); err != nil {
+				return result{}, fmt.Errorf("wait for ring %s to publish seq %d (head %d): %w", c.ring, last, ring.Head(), err)
+			}
 		}
-		stored := time.Since(t0)
-		res.StoredElapsed = stored.Seconds()
-		res.StoredRate = float64(total) / stored.Seconds()
+		res.FirstSeq = head0
+		res.setStored(time.Since(t0))
+	}
+	if c.settle > 0 {
+		busy, err := settle(c.settle, t1, c.quiet, c.timeout)
+		if err != nil {
+			return result{}, err
+		}
+		res.setStored(busy.Sub(t0))
 	}
 	return res, nil
+}
+
+// setStored sets the stored time and rate.
+func (r *result) setStored(d time.Duration) {
+	r.StoredElapsed = d.Seconds()
+	r.StoredRate = float64(r.Sent) / d.Seconds()
 }
 
 // sender is one client socket and its datagram, whose sequence digits are
@@ -201,24 +243,27 @@ type sender struct {
 	fd             int
 	msg            []byte
 	seqOff, seqLen int
+	nonblock, drop bool
 	eagain         uint64
+	dropped        uint64
 }
 
 // send writes count datagrams numbered 0..count-1, in order.
-func (s *sender) send(count int, nonblock bool, timeout time.Duration) error {
+func (s *sender) send(count int, timeout time.Duration) error {
 	digits := s.msg[s.seqOff : s.seqOff+s.seqLen]
 	for n := range count {
 		putDigits(digits, n)
-		if err := s.write(nonblock, timeout); err != nil {
+		if err := s.write(timeout); err != nil {
 			return fmt.Errorf("send datagram %d: %w", n, err)
 		}
 	}
 	return nil
 }
 
-// write sends s.msg once. A blocking socket has SO_SNDTIMEO set to timeout,
-// so a receiver that stops reading turns into EAGAIN here instead of a hang.
-func (s *sender) write(nonblock bool, timeout time.Duration) error {
+// write sends s.msg once, or with -drop counts it dropped. A blocking
+// socket has SO_SNDTIMEO set to timeout, so a receiver that stops reading
+// turns into EAGAIN here instead of a hang.
+func (s *sender) write(timeout time.Duration) error {
 	var deadline time.Time
 	for {
 		n, err := unix.Write(s.fd, s.msg)
@@ -229,7 +274,10 @@ func (s *sender) write(nonblock bool, timeout time.Duration) error {
 			return fmt.Errorf("short write: %d of %d bytes", n, len(s.msg))
 		case err == unix.EINTR:
 			continue
-		case err == unix.EAGAIN && nonblock:
+		case err == unix.EAGAIN && s.drop:
+			s.dropped++
+			return nil
+		case err == unix.EAGAIN && s.nonblock:
 			s.eagain++
 			if deadline.IsZero() {
 				deadline = time.Now().Add(timeout)

@@ -4,7 +4,7 @@
 // sent: for every sender, each sequence number 0..M-1 once and in order,
 // each with kernel credentials.
 //
-//	verify -ring PATH -senders N -count M [-pid PID] [-from SEQ]
+//	verify -ring PATH -senders N -count M [-pid PID] [-from SEQ] [-dropped K]
 //
 // It reads the ring file (read-only, through pkg/shmring, as any reader
 // would) from record -from (default: the first) up to the published head,
@@ -16,7 +16,9 @@
 // a sequence number missing, stored twice or out of order, a record that is
 // not loadgen's (foreign) or cannot be decoded, a record without trusted
 // credentials (or, with -pid, with another sender pid), or records the ring
-// overwrote before they could be read (ring_lost).
+// overwrote before they could be read (ring_lost). With -dropped K (the
+// sender dropped K datagrams the socket refused, loadgen -drop) exactly K
+// numbers must be missing.
 package main
 
 import (
@@ -43,8 +45,8 @@ type result struct {
 	RingLost   uint64 `json:"ring_lost"`    // records overwritten or damaged before being read
 }
 
-func (r *result) ok() bool {
-	return r.Missing == 0 && r.Duplicates == 0 && r.OutOfOrder == 0 && r.Foreign == 0 &&
+func (r *result) ok(dropped uint64) bool {
+	return r.Missing == dropped && r.Duplicates == 0 && r.OutOfOrder == 0 && r.Foreign == 0 &&
 		r.NoCreds == 0 && r.Corrupt == 0 && r.RingLost == 0
 }
 
@@ -54,6 +56,7 @@ func main() {
 	count := flag.Int("count", 0, "datagrams per sender, numbered 0..M-1 (required)")
 	pid := flag.Uint("pid", 0, "if set, the trusted pid every record must carry (loadgen's)")
 	from := flag.Uint64("from", shmring.FirstSeq, "first ring sequence number to check")
+	dropped := flag.Uint64("dropped", 0, "how many numbers the sender dropped: exactly these many must be missing")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected argument %q", flag.Arg(0))
@@ -67,7 +70,7 @@ func main() {
 	}
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
-	if !res.ok() {
+	if !res.ok(*dropped) {
 		os.Exit(1)
 	}
 }
