@@ -119,7 +119,7 @@ netns_ok() {
 }
 
 # pin_cpus: unless PIN=0, there is one CPU only or taskset is missing,
-# export RECV_CPU (the last CPU, for the process that receives: baseline or
+# export RECV_CPU (the last CPU, for the process that receives: ceiling or
 # collectord) and SEND_CPUS (the others, for the senders) and succeed;
 # otherwise unset both and fail. The inner mode reads them (pin_prefixes).
 pin_cpus() {
@@ -216,6 +216,36 @@ wait_for() {
 		sleep 0.02
 	done
 	return 2
+}
+
+# wait_for_exit PID: up to 30 s for PID to exit (status 1 if it does not).
+wait_for_exit() {
+	local i
+	for ((i = 0; i < 1500; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# INGEST_CONFIGS: the loads of the ingest benchmarks (bench/ingest,
+# bench/peers), one "SENDERS SIZE COUNT" a line, COUNT datagrams per
+# sender: 400,000 datagrams each of 1 x 100 B, 4 x 100 B, 1 x 1000 B and
+# 4 x 1000 B.
+# shellcheck disable=SC2034 # for the caller
+INGEST_CONFIGS="1 100 400000
+4 100 100000
+1 1000 400000
+4 1000 100000"
+
+# ring_for TOTAL SIZE prints a collectord ring size (as "128MiB") that
+# holds TOTAL records of SIZE-byte datagrams with a fifth to spare: the
+# smallest power of two of at least 64 MiB, the default (a record takes at
+# most SIZE + 64 bytes).
+ring_for() {
+	local need=$(($1 * ($2 + 64) * 6 / 5)) mib=64
+	while (((mib << 20) < need)); do mib=$((mib * 2)); done
+	echo "${mib}MiB"
 }
 
 # start_collectord LOG CMD...: run CMD, a collectord command line, in the
