@@ -246,9 +246,15 @@ func (r *Receiver) Receive() ([]Msg, error) {
 // recvmmsg is called by RawConn.Read with the socket's descriptor. It
 // returns false, to be called again when the socket becomes readable, only
 // when no datagram is queued.
+//
+// recvFlags hold MSG_DONTWAIT, so the call never blocks, and it is made
+// raw: without telling the Go scheduler, which would otherwise hand the P
+// over and back around every call and keep its monitor thread waking every
+// 20 µs to look for calls that block (a ninth of the daemon's CPU samples
+// at 100-byte datagrams on a 2-CPU host).
 func (r *Receiver) recvmmsg(fd uintptr) bool {
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd,
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
 			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
 			recvFlags, 0, 0)
 		switch errno {

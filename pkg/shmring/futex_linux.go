@@ -29,6 +29,9 @@ func futexWaitOn(addr *uint32, val uint32, d time.Duration) {
 }
 
 // futexWakeAll wakes every waiter, in any process, sleeping on addr.
+// FUTEX_WAKE never blocks, so it is a raw system call: the writer makes it
+// once per batch, and the scheduler's bookkeeping around a system call
+// would cost more than the call.
 func futexWakeAll(addr *uint32) {
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
+	unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
 }
