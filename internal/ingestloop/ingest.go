@@ -82,6 +82,7 @@ type Ingester struct {
 	parser ingest.Parser
 	entry  record.Entry
 	buf    []byte
+	recvAt time.Time // the current batch's receive time, the parser's clock
 
 	limit *limiter    // nil: no rate limit
 	self  senderCreds // for the records the Ingester writes itself
@@ -155,6 +156,9 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		epoch: time.Now(),
 		self:  senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
 	}
+	// One clock reading per batch: the parser infers an RFC 3164 stamp's
+	// year from the receive time rather than reading the clock per datagram.
+	in.parser.Now = func() time.Time { return in.recvAt }
 	in.counters.init()
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
@@ -224,7 +228,8 @@ func (in *Ingester) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("receive: %w", err)
 		}
-		now := in.now().UnixNano()
+		in.recvAt = in.now()
+		now := in.recvAt.UnixNano()
 		if in.limit != nil {
 			in.writeNotesAt(now, false)
 		}
