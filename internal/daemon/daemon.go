@@ -303,18 +303,7 @@ func (d *daemon) openRing(ctx context.Context) error {
 			return err
 		}
 	}
-	// Map the ring ahead of the writer, in the background: on a fresh
-	// ring every page would otherwise fault in the ingest loop, and after
-	// a takeover every page faults once more in this process.
-	pctx, cancel := context.WithCancel(context.Background())
-	populated := make(chan struct{})
-	go func() {
-		defer close(populated)
-		if err := w.Populate(pctx); err != nil && pctx.Err() == nil {
-			d.log.Warn("map the ring ahead of the writer", "err", err)
-		}
-	}()
-	d.stopPopulate = func() { cancel(); <-populated }
+	d.stopPopulate = populate(w, d.log)
 	rs, st := w.Recovered(), w.Stats()
 	d.log.Info("ring open", "path", d.cfg.Ring, "size", st.Size, "created", rs.Created, "clean", rs.Clean,
 		"records", rs.Records, "damaged", rs.Damaged, "adopted", rs.Unpublished, "rebuilt", rs.Rebuilt, "next_seq", st.Head)
