@@ -117,7 +117,27 @@ func create(path string, opts Options) error {
 		return err
 	}
 	// link(2) fails with EEXIST rather than replacing a ring created meanwhile.
-	return os.Link(tmp.Name(), path)
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	if opts.Durable {
+		// The new name must survive a power cut too.
+		return syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// syncDir makes the entries of directory dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // applyAccess gives an existing ring file the configured permission and

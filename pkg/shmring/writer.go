@@ -36,12 +36,22 @@ type Options struct {
 	// leaves an existing file's alone. Setting it needs root, or a writer
 	// that owns the file and is a member of the group.
 	Group int
+	// Durable keeps a ring on a disk consistent across power loss.
+	// OpenWriter then records on the disk that the ring is open before it
+	// changes anything, and makes what it recovered durable; Release makes
+	// every record durable (see Sync) before it records that the ring was
+	// closed cleanly. Records added in between become durable when Sync is
+	// called. Default false, right for a tmpfs: the ring survives its
+	// writer's crashes (the page cache keeps what it wrote), not the
+	// machine's.
+	Durable bool
 }
 
 // Writer appends records to a ring. It holds the ring's exclusive flock for
 // its whole life, so there is one writer per ring across all processes.
 //
-// A Writer is not safe for concurrent use: one goroutine appends.
+// A Writer is not safe for concurrent use: one goroutine appends. Sync and
+// SyncStats are the exception: any goroutine may call them.
 type Writer struct {
 	mapping
 	f *os.File
@@ -54,6 +64,9 @@ type Writer struct {
 	recovered RecoveryStats
 	closed    bool // no more Add or Publish
 	released  bool // the lock is released
+	durable   bool // Options.Durable
+
+	sync syncer // Sync's state; Sync may run in another goroutine
 }
 
 // RecoveryStats describes what OpenWriter found in an existing ring.
@@ -112,13 +125,28 @@ func newWriter(f *os.File, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap: %w", err)
 	}
-	w := &Writer{mapping: newMapping(mem, g), f: f}
+	w := &Writer{mapping: newMapping(mem, g), f: f, durable: opts.Durable}
 	w.recovered.Clean = binary.LittleEndian.Uint32(w.mem[offWriter:]) == 0
 	if ns := int64(binary.LittleEndian.Uint64(w.mem[offClosed:])); w.recovered.Clean && ns > 0 {
 		w.recovered.ClosedAt = time.Unix(0, ns)
 	}
-	w.recover()
+	// From here on a crash is a crash: the next writer rebuilds the live
+	// range from the records (see recover).
 	binary.LittleEndian.PutUint32(w.mem[offWriter:], uint32(os.Getpid()))
+	if w.durable {
+		if err := w.markOpen(); err != nil {
+			unix.Munmap(mem)
+			return nil, err
+		}
+	}
+	w.recover()
+	w.sync.syncedSeq, w.sync.syncedPos = w.head, w.headPos
+	if w.durable {
+		if err := w.syncRecovered(); err != nil {
+			unix.Munmap(mem)
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
@@ -237,17 +265,44 @@ func (w *Writer) Stats() Stats {
 // over) can open the ring at once. The writer adds nothing after it; Close
 // then unmaps, which for a large ring takes milliseconds that no longer
 // delay the next writer.
+//
+// A Durable writer first makes every record durable (Sync), then records
+// the clean close durably. If that sync fails, Release returns its error
+// and leaves the ring marked open, so that the next writer verifies it;
+// the lock is released either way.
 func (w *Writer) Release() error {
 	if w.released {
 		return nil
 	}
 	w.Publish()
 	w.closed, w.released = true, true
-	binary.LittleEndian.PutUint64(w.mem[offClosed:], uint64(time.Now().UnixNano()))
-	binary.LittleEndian.PutUint32(w.mem[offWriter:], 0) // closed cleanly
+	err := w.markClosed()
 	// The mapping holds the file, and with it the lock, until it is
 	// unmapped: unlock explicitly.
-	return unix.Flock(int(w.f.Fd()), unix.LOCK_UN)
+	if uerr := unix.Flock(int(w.f.Fd()), unix.LOCK_UN); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// markClosed records that the ring was closed cleanly, after, for a
+// Durable writer, making every record durable.
+func (w *Writer) markClosed() error {
+	w.sync.mu.Lock()
+	defer w.sync.mu.Unlock()
+	if w.durable {
+		if _, err := w.syncLocked(); err != nil {
+			return err
+		}
+	}
+	binary.LittleEndian.PutUint64(w.mem[offClosed:], uint64(time.Now().UnixNano()))
+	binary.LittleEndian.PutUint32(w.mem[offWriter:], 0) // closed cleanly
+	if w.durable {
+		if err := unix.Msync(w.mem[:headerSize], unix.MS_SYNC); err != nil {
+			return fmt.Errorf("sync ring header: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close releases the ring (see Release) if that was not done, and unmaps
@@ -257,10 +312,13 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	err := w.Release()
+	w.sync.mu.Lock() // a Sync in another goroutine must not see the mapping go
 	if merr := unix.Munmap(w.mem); err == nil {
 		err = merr
 	}
 	w.mem = nil
+	w.sync.unmapped = true
+	w.sync.mu.Unlock()
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
