@@ -15,11 +15,16 @@
 //     continue across writer restarts; a cursor is just a sequence number.
 //   - Crash consistency: a record is committed when its descriptor's
 //     sequence number is stored, and published (visible to readers) when the
-//     header's head is stored. After a crash at any point, OpenWriter
-//     recovers every committed record, nothing half-written becomes visible,
-//     and numbering continues. Opening an existing ring never erases it.
-//     After a crash every live record is re-verified on open; after a clean
-//     Close it is not, so a new writer takes over in microseconds.
+//     header's head is stored. After a crash of the writer's process at any
+//     point, OpenWriter recovers every committed record, nothing
+//     half-written becomes visible, and numbering continues. Opening an
+//     existing ring never erases it. After a crash the live range is
+//     rebuilt from the records on open; after a clean Close it is not, so a
+//     new writer takes over in microseconds.
+//   - Durability (Options.Durable, for a ring on a disk): after a power cut
+//     or a kernel crash, every record that a completed Sync covered is
+//     intact, no torn record is visible, and numbering continues after the
+//     newest intact record. See "Durability on disk" below.
 //   - Damage (a flipped bit, a torn file) is detected by checksums and
 //     bounds checks: a damaged record is skipped and counted as lost, damaged
 //     live counters are rebuilt from the descriptors, and a file whose
@@ -74,6 +79,40 @@
 // the whole batch. Add does not publish, so a batch of records costs one
 // wake, and Add allocates nothing.
 //
+// # Durability on disk
+//
+// The writer changes the file through a shared mapping; the kernel writes
+// the changed pages back when it likes, in any order, and a power cut can
+// leave any mix of older and newer contents of the pages written since the
+// last sync (and, for a page being written, of its sectors). The publish
+// protocol's order therefore says nothing about what is on the disk; what
+// does:
+//
+//   - Writer.Sync writes, with msync(MS_SYNC), only the pages written
+//     since the last Sync, in three steps: the records, then their
+//     descriptors, then the header. Each step is a datasync that flushes
+//     the disk's cache, so nothing durable ever points at what is not.
+//   - A Durable OpenWriter first records durably that the ring is open
+//     (the writer's pid in the header), so that any later crash is seen as
+//     one, and makes what it recovered durable (fdatasync) before
+//     returning. Release syncs, then records the clean close durably. The
+//     file's name is made durable when the ring is created.
+//   - After anything but a clean close, OpenWriter trusts no counter: the
+//     newest intact record (descriptor naming it, its own sequence number
+//     and CRC32C matching) becomes the last one; going back from it every
+//     intact record is kept, down to the header's tail and at most one
+//     descriptor table back, until one is found that the ring overwrote
+//     since. Sequence numbers in that range whose record is torn stay as
+//     holes, which readers count as damaged (lost). Nothing a completed
+//     Sync covered is torn, so all of it is kept. Records past the newest
+//     intact one are dropped and their sequence numbers given again: a
+//     reader that saw one of them before the power cut sees another
+//     record under that number after it.
+//
+// The pkg/shmring tests simulate power cuts by building the files a cut
+// can leave, page by page, from the contents a real writer's file had at
+// each sync point and after it (TestPowerCut, FuzzPowerCut).
+//
 // # Validate protocol (reader)
 //
 // To read sequence number s with oldest <= s < head: check the descriptor
@@ -96,10 +135,12 @@
 //
 // # Ownership and concurrency
 //
-// A Writer is used by one goroutine. A Reader is safe for concurrent use;
-// each goroutine reads with its own Cursor. Records returned by
-// Cursor.Next are copies in a buffer owned by the cursor, valid until the
-// next call; the mapping itself is never handed out.
+// A Writer is used by one goroutine, except Sync and SyncStats, which any
+// goroutine may call at any time (the daemon syncs on a timer). A Reader
+// is safe for concurrent use; each goroutine reads with its own Cursor.
+// Records returned by Cursor.Next are copies in a buffer owned by the
+// cursor, valid until the next call; the mapping itself is never handed
+// out.
 //
 // # Limits
 //
