@@ -21,6 +21,11 @@
 //   - Trusted identity: PID, UID and GID come from SCM_CREDENTIALS
 //     (record.FlagCreds), never from the datagram's text.
 //   - Bounded memory, and no allocation per datagram in the steady state.
+//   - With Options.SyncUrgent, a record of priority crit, alert or emerg
+//     is durable before the next datagram is read: after publishing the
+//     batch that holds it, Run syncs the ring (only the pages written
+//     since the last sync; shmring.Writer.Sync). Other records become
+//     durable when the daemon's timer syncs the ring.
 //
 // # Concurrency and ownership
 //

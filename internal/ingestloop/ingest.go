@@ -15,6 +15,7 @@ import (
 
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/fault"
+	"github.com/collectord/collectord/pkg/histogram"
 	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -38,7 +39,22 @@ type Options struct {
 	Now func() time.Time
 	// RateLimit limits the messages stored per sender. Default: off.
 	RateLimit RateLimit
+	// SyncUrgent makes records of priority crit, alert and emerg durable
+	// before the next datagram is read: Run syncs the ring
+	// (shmring.Writer.Sync) after publishing a batch that holds one. For a
+	// ring on a disk. Default false.
+	SyncUrgent bool
 }
+
+// UrgentSeverity is the least urgent severity that Options.SyncUrgent
+// syncs at once: crit (2), and with it alert (1) and emerg (0), as
+// journald does.
+const UrgentSeverity = 2
+
+// UrgentBuckets are the upper bounds, in seconds, of the histogram of the
+// time from the arrival of a batch holding an urgent record to the ring
+// being synced with it (Ingester.UrgentLatency).
+var UrgentBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
 
 // Drop and damage reasons counted by an Ingester.
 const (
@@ -87,6 +103,10 @@ type Ingester struct {
 	limit *limiter    // nil: no rate limit
 	self  senderCreds // for the records the Ingester writes itself
 	note  []byte      // scratch text of a suppression note
+
+	syncUrgent bool                 // Options.SyncUrgent
+	urgent     bool                 // the batch being stored holds an urgent record
+	urgentTime *histogram.Histogram // arrival to durable, of batches with urgent records
 
 	counters // count_on.go; no-ops under the noinstrument tag (count_off.go)
 
@@ -155,6 +175,9 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		limit: newLimiter(opts.RateLimit),
 		epoch: time.Now(),
 		self:  senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
+
+		syncUrgent: opts.SyncUrgent,
+		urgentTime: histogram.New(UrgentBuckets[:]),
 	}
 	// One clock reading per batch: the parser infers an RFC 3164 stamp's
 	// year from the receive time rather than reading the clock per datagram.
@@ -240,7 +263,30 @@ func (in *Ingester) Run(ctx context.Context) error {
 		// a reader who sees a record also sees it in Stats.
 		in.batch()
 		in.w.Publish()
+		in.syncIfUrgent()
 	}
+}
+
+// syncIfUrgent makes the batch just published durable if it holds an
+// urgent record (Options.SyncUrgent), before Run reads the next one. A
+// failed sync is counted by the ring writer (shmring.Writer.SyncStats).
+func (in *Ingester) syncIfUrgent() {
+	if !in.urgent {
+		return
+	}
+	in.urgent = false
+	if _, err := in.w.Sync(); err == nil {
+		in.urgentTime.Observe(time.Since(in.epoch) - time.Duration(in.batchAt.Load()))
+	}
+}
+
+// UrgentLatency writes into counts, which has one element per
+// UrgentBuckets bound, how many batches holding an urgent record were
+// durable within each bound of their arrival (cumulative), and returns
+// how many there were and the sum of those times in seconds. It is safe
+// to call from any goroutine.
+func (in *Ingester) UrgentLatency(counts []uint64) (count uint64, sum float64) {
+	return in.urgentTime.Snapshot(counts)
 }
 
 // store parses one datagram and adds it to the ring (unpublished).
@@ -301,6 +347,9 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 		// Cannot happen after shrink; count rather than lose silently.
 		in.count(ReasonEntryTooLarge)
 		return
+	}
+	if in.syncUrgent && e.Severity() <= UrgentSeverity {
+		in.urgent = true
 	}
 	f := int(e.Format)
 	if f >= NumFormats {
