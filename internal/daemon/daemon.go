@@ -43,6 +43,8 @@ const (
 	// before the daemon counts it as stuck: /readyz fails and the systemd
 	// watchdog is no longer pinged. A batch normally takes microseconds.
 	ingestStallLimit = 10 * time.Second
+	// DefaultSyncInterval is how often a durable ring is synced.
+	DefaultSyncInterval = 5 * time.Second
 )
 
 // Config is what Run needs; the command fills it from flags and the config
@@ -59,6 +61,16 @@ type Config struct {
 	RingSize  uint64
 	RingMode  os.FileMode
 	RingGroup int // readers' group id for the ring and its directory; 0: the daemon's group
+
+	// Durable keeps the ring consistent on a disk across power loss
+	// (shmring.Options.Durable): it is synced every SyncInterval, records
+	// of priority crit and worse are synced before the next datagram is
+	// read, and stopping and handing over sync before they return.
+	Durable      bool
+	SyncInterval time.Duration // default DefaultSyncInterval
+	// FlushFrom, with Durable, is the volatile ring whose records are
+	// moved into Ring at start (see flushVolatile); "" for none.
+	FlushFrom string
 
 	QueryAddr string // "" disables the query server (unless a socket is passed)
 	// QueryInsecure allows a query socket on an address other than
@@ -102,7 +114,9 @@ type daemon struct {
 
 	socks        *sockets
 	w            *shmring.Writer
-	stopPopulate func() // stops w.Populate and waits for it
+	wPtr         atomic.Pointer[shmring.Writer] // w, for the metrics goroutines
+	stopPopulate func()                         // stops w.Populate and waits for it
+	stopSync     func()                         // stops the periodic sync and waits for it; nil when none runs
 
 	in            *ingestloop.Ingester
 	inPtr         atomic.Pointer[ingestloop.Ingester] // in, for the status and metrics goroutines
@@ -290,13 +304,17 @@ func (d *daemon) openRing(ctx context.Context) error {
 			}
 		}
 	})
-	w, err := shmring.OpenWriter(d.cfg.Ring, shmring.Options{Size: d.cfg.RingSize, Mode: d.cfg.RingMode, Group: d.cfg.RingGroup})
+	w, err := shmring.OpenWriter(d.cfg.Ring, shmring.Options{Size: d.cfg.RingSize, Mode: d.cfg.RingMode, Group: d.cfg.RingGroup, Durable: d.cfg.Durable})
+	if err == nil {
+		d.w = w
+		d.wPtr.Store(w)
+		d.flushVolatile()
+	}
 	close(done)
 	extender.Wait()
 	if err != nil {
 		return err
 	}
-	d.w = w
 	if d.reader == nil {
 		if d.reader, err = shmring.OpenReader(d.cfg.Ring); err != nil {
 			w.Close()
@@ -305,18 +323,21 @@ func (d *daemon) openRing(ctx context.Context) error {
 	}
 	d.stopPopulate = populate(w, d.log)
 	rs, st := w.Recovered(), w.Stats()
-	d.log.Info("ring open", "path", d.cfg.Ring, "size", st.Size, "created", rs.Created, "clean", rs.Clean,
+	d.log.Info("ring open", "path", d.cfg.Ring, "durable", d.cfg.Durable, "size", st.Size, "created", rs.Created, "clean", rs.Clean,
 		"records", rs.Records, "damaged", rs.Damaged, "adopted", rs.Unpublished, "rebuilt", rs.Rebuilt, "next_seq", st.Head)
 	return nil
 }
 
+// closeRing closes the ring writer; a durable one syncs first.
 func (d *daemon) closeRing() {
 	if d.stopPopulate != nil {
 		d.stopPopulate() // before the ring is unmapped
 		d.stopPopulate = nil
 	}
 	if d.w != nil {
-		d.w.Close()
+		if err := d.w.Close(); err != nil {
+			d.log.Error("close the ring", "err", err)
+		}
 		d.w = nil
 	}
 }
@@ -331,7 +352,8 @@ func (d *daemon) closeReader() {
 
 // startIngest starts reading the datagram socket into the ring.
 func (d *daemon) startIngest() {
-	in, err := ingestloop.New(d.socks.ingest, d.w, ingestloop.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log, RateLimit: d.cfg.RateLimit})
+	in, err := ingestloop.New(d.socks.ingest, d.w, ingestloop.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log, RateLimit: d.cfg.RateLimit,
+		SyncUrgent: d.cfg.Durable})
 	if err != nil {
 		// Options were validated; a failure here is a bug worth stopping for.
 		panic(fmt.Sprintf("ingestloop.New: %v", err))
@@ -341,10 +363,16 @@ func (d *daemon) startIngest() {
 	d.inPtr.Store(in)
 	d.ingestStarted = time.Now()
 	go func() { d.ingestDone <- in.Run(ctx) }()
+	d.startSync()
 }
 
 // stopIngest stops reading and returns once everything read is published.
+// (The ring is synced when it is released or closed.)
 func (d *daemon) stopIngest() error {
+	if d.stopSync != nil {
+		d.stopSync()
+		d.stopSync = nil
+	}
 	if d.ingestCancel == nil {
 		return nil
 	}

@@ -18,7 +18,8 @@ import (
 //
 // The ring's directory is limited to the daemon's user and the readers'
 // group when this daemon owns it, that is when it creates it now or when
-// systemd made it for it (RuntimeDirectory=): mode 0750, or 0751 when the
+// systemd made it for it (RuntimeDirectory=, or StateDirectory= for a
+// ring on disk): mode 0750, or 0751 when the
 // datagram socket lives there too, so that every sender reaches the socket
 // but only readers can list the directory. A per-user daemon without a
 // readers' group keeps its directory private (0700). A directory the
@@ -27,7 +28,7 @@ import (
 func prepareDirs(cfg *Config, log *slog.Logger) error {
 	ringDir, sockDir := filepath.Dir(cfg.Ring), filepath.Dir(cfg.Socket)
 	_, err := os.Lstat(ringDir)
-	ours := errors.Is(err, os.ErrNotExist) || isRuntimeDirectory(ringDir)
+	ours := errors.Is(err, os.ErrNotExist) || isSystemdDirectory(ringDir)
 	mode := os.FileMode(0o750)
 	if os.Geteuid() != 0 && cfg.RingGroup == 0 {
 		mode = 0o700
@@ -75,12 +76,15 @@ func limitDir(dir string, mode os.FileMode, gid int) error {
 	return nil
 }
 
-// isRuntimeDirectory reports whether systemd created dir for this service
-// (RuntimeDirectory=, announced in $RUNTIME_DIRECTORY).
-func isRuntimeDirectory(dir string) bool {
-	for d := range strings.SplitSeq(os.Getenv("RUNTIME_DIRECTORY"), ":") {
-		if d != "" && filepath.Clean(d) == filepath.Clean(dir) {
-			return true
+// isSystemdDirectory reports whether systemd created dir for this service
+// (RuntimeDirectory= or StateDirectory=, announced in $RUNTIME_DIRECTORY
+// and $STATE_DIRECTORY).
+func isSystemdDirectory(dir string) bool {
+	for _, env := range []string{"RUNTIME_DIRECTORY", "STATE_DIRECTORY"} {
+		for d := range strings.SplitSeq(os.Getenv(env), ":") {
+			if d != "" && filepath.Clean(d) == filepath.Clean(dir) {
+				return true
+			}
 		}
 	}
 	return false

@@ -61,14 +61,19 @@ func (d *daemon) statusLoop(ctx context.Context) {
 		wg.Go(func() { d.notify.Watchdog(ctx, interval/2, d.watchdogHealth) })
 	}
 	defer wg.Wait()
-	t := time.NewTicker(statusInterval)
+	every(ctx, statusInterval, func() { d.notify.Status(d.status()) })
+}
+
+// every calls f every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			d.notify.Status(d.status())
+			f()
 		}
 	}
 }

@@ -13,6 +13,9 @@
 //   - COLLECTORD_FAULT_TAKEOVER_DELAY (a Go duration) makes a new process
 //     wait that long after the previous one released the ring before it
 //     takes it over.
+//   - COLLECTORD_FAULT_FLUSH_KILL (a number N) kills the daemon with
+//     SIGKILL once it has copied N records of a volatile ring into the
+//     persistent one at start, as a crash in the middle of that would.
 //
 // Never ship a binary built with faultinject.
 //

@@ -15,3 +15,7 @@ func StallLimit(d time.Duration) time.Duration { return d }
 
 // TakeoverDelay returns 0.
 func TakeoverDelay() time.Duration { return 0 }
+
+// Flushed is called after each record copied from a volatile ring into
+// the persistent one, with how many were copied so far.
+func Flushed(uint64) {}

@@ -4,6 +4,8 @@ package fault
 
 import (
 	"os"
+	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -13,6 +15,7 @@ const Enabled = true
 var (
 	stallLimit    = envDuration("COLLECTORD_FAULT_STALL_LIMIT")
 	takeoverDelay = envDuration("COLLECTORD_FAULT_TAKEOVER_DELAY")
+	flushKill, _  = strconv.ParseUint(os.Getenv("COLLECTORD_FAULT_FLUSH_KILL"), 10, 64)
 )
 
 func envDuration(key string) time.Duration {
@@ -37,3 +40,12 @@ func StallLimit(d time.Duration) time.Duration {
 
 // TakeoverDelay returns COLLECTORD_FAULT_TAKEOVER_DELAY.
 func TakeoverDelay() time.Duration { return takeoverDelay }
+
+// Flushed kills the process with SIGKILL when n is
+// COLLECTORD_FAULT_FLUSH_KILL.
+func Flushed(n uint64) {
+	if n == flushKill {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+}
