@@ -37,6 +37,19 @@ func (d *daemon) metricsHandler() http.Handler {
 	if qs != nil {
 		src.Query = qs.Stats
 	}
+	if d.cfg.Durable {
+		src.Durable = func() metrics.DurableStats {
+			var ds metrics.DurableStats
+			if w := d.wPtr.Load(); w != nil {
+				ds.SyncStats = w.SyncStats()
+			}
+			ds.Urgent.Counts = make([]uint64, len(ingestloop.UrgentBuckets))
+			if in := d.inPtr.Load(); in != nil {
+				ds.Urgent.Count, ds.Urgent.Sum = in.UrgentLatency(ds.Urgent.Counts)
+			}
+			return ds
+		}
+	}
 	if d.cfg.Forward != nil {
 		src.Forward = func() metrics.ForwardStats {
 			var fs metrics.ForwardStats

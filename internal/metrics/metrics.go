@@ -36,6 +36,21 @@ type Sources struct {
 	Upgrades       func() UpgradeStats
 	// Forward is the Kafka forwarder's state; nil when forwarding is off.
 	Forward func() ForwardStats
+	// Durable is the syncing of a ring on a disk; nil for a volatile ring.
+	Durable func() DurableStats
+}
+
+// DurableStats describe the syncing of a ring kept on a disk.
+type DurableStats struct {
+	shmring.SyncStats
+	// Urgent counts, by ingestloop.UrgentBuckets, the time from the
+	// arrival of a batch holding a record of priority crit or worse to
+	// the ring being synced with it.
+	Urgent struct {
+		Counts []uint64 // cumulative, one per bucket
+		Count  uint64
+		Sum    float64 // seconds
+	}
 }
 
 // NewRegistry returns a registry with collectord's metrics, build info and
@@ -116,6 +131,16 @@ var (
 		"Receive time of the oldest record held: the ring's time span ends now.", nil, nil)
 	descRingOverwritten = prometheus.NewDesc("collectord_ring_overwritten_records_total",
 		"Records overwritten to make room since the ring was created.", nil, nil)
+	descRingSyncs = prometheus.NewDesc("collectord_ring_syncs_total",
+		"Syncs of a ring on a disk: every sync_interval, for records of priority crit or worse, and when stopping or handing over.", nil, nil)
+	descRingSyncBytes = prometheus.NewDesc("collectord_ring_sync_bytes_total",
+		"Bytes the syncs wrote: whole pages written since the sync before.", nil, nil)
+	descRingSyncSeconds = prometheus.NewDesc("collectord_ring_sync_seconds_total",
+		"Time spent syncing the ring.", nil, nil)
+	descRingSyncErrors = prometheus.NewDesc("collectord_ring_sync_errors_total",
+		"Syncs that failed: records since the last sync may not survive a power cut.", nil, nil)
+	descRingUrgentDurable = prometheus.NewDesc("collectord_ring_urgent_durable_seconds",
+		"Time from the arrival of a batch holding a record of priority crit, alert or emerg to the ring being synced with it.", nil, nil)
 
 	descConnsOpen = prometheus.NewDesc("collectord_query_connections",
 		"Query connections being served.", nil, nil)
@@ -214,6 +239,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Forward != nil {
 		collectForward(ch, c.src.Forward())
+	}
+	if c.src.Durable != nil {
+		s := c.src.Durable()
+		counter(descRingSyncs, float64(s.Syncs))
+		counter(descRingSyncBytes, float64(s.Bytes))
+		counter(descRingSyncSeconds, s.Time.Seconds())
+		counter(descRingSyncErrors, float64(s.Errors))
+		buckets := make(map[float64]uint64, len(s.Urgent.Counts))
+		for i, ub := range ingestloop.UrgentBuckets[:len(s.Urgent.Counts)] {
+			buckets[ub] = s.Urgent.Counts[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(descRingUrgentDurable, s.Urgent.Count, s.Urgent.Sum, buckets)
 	}
 	if c.src.Upgrades != nil {
 		s := c.src.Upgrades()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/collectord/collectord/internal/forward"
 	"github.com/collectord/collectord/internal/ingestloop"
@@ -40,6 +41,16 @@ func testSources() Sources {
 			return s
 		},
 		Upgrades: func() UpgradeStats { return UpgradeStats{Succeeded: 3, HandoffSeconds: 0.0008} },
+		Durable: func() DurableStats {
+			var s DurableStats
+			s.Syncs, s.Bytes, s.Time = 12, 65536, 30*time.Millisecond
+			s.Urgent.Counts = make([]uint64, len(ingestloop.UrgentBuckets))
+			for i := 3; i < len(s.Urgent.Counts); i++ {
+				s.Urgent.Counts[i] = 4
+			}
+			s.Urgent.Count, s.Urgent.Sum = 4, 0.003
+			return s
+		},
 		Forward: func() ForwardStats {
 			s := ForwardStats{Running: true, Restarts: 1}
 			s.Records, s.Bytes, s.Lost, s.Acked, s.LagRecords, s.LagSeconds = 70, 7000, 3, 80, 20, 1.5
@@ -85,6 +96,13 @@ func TestMetricsExposition(t *testing.T) {
 		`collectord_query_requests_total{kind="latest",result="ok"} 5`,
 		`collectord_query_request_duration_seconds_count{kind="latest"} 5`,
 		`collectord_query_records_sent_total 300`,
+		`collectord_ring_syncs_total 12`,
+		`collectord_ring_sync_bytes_total 65536`,
+		`collectord_ring_sync_seconds_total 0.03`,
+		`collectord_ring_sync_errors_total 0`,
+		`collectord_ring_urgent_durable_seconds_bucket{le="0.0005"} 0`,
+		`collectord_ring_urgent_durable_seconds_bucket{le="0.001"} 4`,
+		`collectord_ring_urgent_durable_seconds_count 4`,
 		`collectord_upgrades_total{result="succeeded"} 3`,
 		`collectord_upgrade_handoff_seconds 0.0008`,
 		`collectord_forward_up 1`,
