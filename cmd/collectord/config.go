@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/collectord/collectord/internal/access"
+	"github.com/collectord/collectord/internal/daemon"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/bytesize"
 	"github.com/collectord/collectord/pkg/shmring"
@@ -23,19 +25,21 @@ import (
 // Config is collectord's configuration: defaults, then the file named by
 // --config, then flags. configs/collectord.toml documents every key.
 type Config struct {
-	Socket      string   `toml:"socket"`
-	SocketMode  FileMode `toml:"socket_mode"`
-	RecvBuffer  Size     `toml:"recv_buffer"`
-	MaxMessage  Size     `toml:"max_message"`
-	Batch       int      `toml:"batch"`
-	Ring        string   `toml:"ring"`
-	RingSize    Size     `toml:"ring_size"`
-	RingMode    FileMode `toml:"ring_mode"`
-	RingGroup   string   `toml:"ring_group"`
-	QueryAddr   string   `toml:"query_addr"`
-	MetricsAddr string   `toml:"metrics_addr"`
-	LogLevel    string   `toml:"log_level"`
-	PIDFile     string   `toml:"pid_file"`
+	Socket       string   `toml:"socket"`
+	SocketMode   FileMode `toml:"socket_mode"`
+	RecvBuffer   Size     `toml:"recv_buffer"`
+	MaxMessage   Size     `toml:"max_message"`
+	Batch        int      `toml:"batch"`
+	Ring         string   `toml:"ring"` // "": by storage
+	Storage      string   `toml:"storage"`
+	SyncInterval Duration `toml:"sync_interval"`
+	RingSize     Size     `toml:"ring_size"`
+	RingMode     FileMode `toml:"ring_mode"`
+	RingGroup    string   `toml:"ring_group"`
+	QueryAddr    string   `toml:"query_addr"`
+	MetricsAddr  string   `toml:"metrics_addr"`
+	LogLevel     string   `toml:"log_level"`
+	PIDFile      string   `toml:"pid_file"`
 
 	RateLimitBurst    int      `toml:"rate_limit_burst"`
 	RateLimitInterval Duration `toml:"rate_limit_interval"`
@@ -47,7 +51,18 @@ type Config struct {
 	QueryInsecure    bool   `toml:"query_insecure"`
 
 	Kafka *KafkaConfig `toml:"kafka"` // nil: no forwarding
+
+	// Set by Load from Storage and Ring (resolveStorage).
+	durable   bool   // the ring is on a disk: sync it
+	flushFrom string // the volatile ring to move into the persistent one; "" for none
 }
+
+// Storage values, as journald's Storage=.
+const (
+	StorageVolatile   = "volatile"   // the ring in memory (/run): lost at reboot
+	StoragePersistent = "persistent" // the ring on a disk, synced
+	StorageAuto       = "auto"       // persistent when rundir.StateDir exists
+)
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
@@ -56,9 +71,11 @@ func Defaults() Config {
 		SocketMode: 0o666,
 		RecvBuffer: 8 << 20,
 		Batch:      64,
-		Ring:       rundir.Ring(),
 		RingSize:   shmring.DefaultSize,
 		RingMode:   0o640,
+		Storage:    StorageAuto,
+
+		SyncInterval: Duration(daemon.DefaultSyncInterval),
 
 		RateLimitInterval: Duration(30 * time.Second),
 		QueryAddr:         rundir.QueryAddr,
@@ -112,8 +129,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_message %s: must be between 1KiB and 16MiB", c.MaxMessage)
 	case c.Batch < 1 || c.Batch > 1024:
 		return fmt.Errorf("batch %d: must be between 1 and 1024", c.Batch)
-	case c.Ring == "" || !filepath.IsAbs(c.Ring):
-		return fmt.Errorf("ring %q: must be an absolute path", c.Ring)
+	case c.Ring != "" && !filepath.IsAbs(c.Ring):
+		return fmt.Errorf("ring %q: must be an absolute path (or empty: chosen by storage)", c.Ring)
+	case c.Storage != StorageVolatile && c.Storage != StoragePersistent && c.Storage != StorageAuto:
+		return fmt.Errorf("storage %q: must be volatile, persistent or auto", c.Storage)
+	case c.SyncInterval < Duration(10*time.Millisecond) || c.SyncInterval > Duration(time.Hour):
+		return fmt.Errorf("sync_interval %s: must be between 10ms and 1h", c.SyncInterval)
 	case c.RingSize < shmring.MinSize || c.RingSize > shmring.MaxSize || c.RingSize&(c.RingSize-1) != 0:
 		return fmt.Errorf("ring_size %s: must be a power of two between 64KiB and 1TiB", c.RingSize)
 	case c.MaxMessage != 0 && uint64(c.MaxMessage) > uint64(c.RingSize)/8-1024:
@@ -215,7 +236,37 @@ func Load(args []string) (Config, error) {
 		}
 		return Config{}, err
 	}
+	c.resolveStorage()
 	return c, nil
+}
+
+// resolveStorage turns storage and ring into the ring's path and whether
+// it is synced, as journald reads Storage=: persistent keeps the ring on a
+// disk (rundir.PersistentRing) and syncs it; volatile keeps it in memory
+// (rundir.VolatileRing); auto is persistent when rundir.StateDir exists
+// (systemd's StateDirectory= made it, or an administrator did). A ring
+// path set in the configuration wins over both defaults; storage then
+// says only whether it is synced.
+//
+// With persistent storage and the default path, a ring left at the
+// volatile path (by a start before /var was mounted, or while storage was
+// volatile) is moved into the persistent one at start.
+func (c *Config) resolveStorage() {
+	storage := c.Storage
+	if storage == StorageAuto {
+		storage = StorageVolatile
+		if st, err := os.Stat(rundir.StateDir()); err == nil && st.IsDir() {
+			storage = StoragePersistent
+		}
+	}
+	c.durable = storage == StoragePersistent
+	switch {
+	case c.Ring != "":
+	case c.durable:
+		c.Ring, c.flushFrom = rundir.PersistentRing(), rundir.VolatileRing()
+	default:
+		c.Ring = rundir.VolatileRing()
+	}
 }
 
 // newFlagSet binds collectord's flags to c and configPath.
@@ -223,7 +274,9 @@ func newFlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("collectord", flag.ContinueOnError)
 	fs.StringVar(configPath, "config", *configPath, "configuration `file` (TOML; see configs/collectord.toml)")
 	fs.StringVar(&c.Socket, "socket", c.Socket, "datagram socket `path`")
-	fs.StringVar(&c.Ring, "ring", c.Ring, "ring file `path`")
+	fs.StringVar(&c.Ring, "ring", c.Ring, "ring file `path` (default: chosen by --storage)")
+	fs.StringVar(&c.Storage, "storage", c.Storage, "where the ring lives: `volatile` (memory), persistent (disk, synced) or auto (persistent when its directory exists)")
+	fs.Var(&c.SyncInterval, "sync-interval", "how often a persistent ring is synced to disk (`duration`)")
 	fs.Var(&c.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
 	fs.StringVar(&c.RingGroup, "ring-group", c.RingGroup, "readers' `group` (name or number) given the ring and its directory")
 	fs.StringVar(&c.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
@@ -240,6 +293,9 @@ type Size = bytesize.Size
 type Duration time.Duration
 
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set accepts a duration string on the command line.
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 
 // UnmarshalText accepts a duration string in the config file.
 func (d *Duration) UnmarshalText(b []byte) error {

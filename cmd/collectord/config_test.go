@@ -24,8 +24,9 @@ func TestExampleConfigIsDefaults(t *testing.T) {
 	}
 	want := Defaults()
 	if os.Geteuid() != 0 { // the example shows root's paths
-		want.Socket, want.Ring = "/run/collector.sock", "/run/collectord/ring"
+		want.Socket = "/run/collector.sock"
 	}
+	want.resolveStorage()
 	if c != want {
 		t.Fatalf("example config = %+v\ndefaults       = %+v", c, want)
 	}
@@ -78,6 +79,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"rate_limit_burst = -1\n", "rate_limit_burst -1"},
 		{"rate_limit_burst = 10\nrate_limit_interval = \"0s\"\n", "rate_limit_interval 0s: must be between 1ms and 1h"},
 		{"rate_limit_interval = \"soon\"\n", "duration \"soon\""},
+		{"storage = \"disk\"\n", "storage \"disk\": must be volatile, persistent or auto"},
+		{"sync_interval = \"1ms\"\n", "sync_interval 1ms: must be between 10ms and 1h"},
+		{"sync_interval = \"2h\"\n", "sync_interval 2h0m0s: must be between 10ms and 1h"},
+		{"sync_interval = \"often\"\n", "sync_interval"},
+		{"ring = \"ring\"\n", "ring \"ring\": must be an absolute path"},
 		{"query_tls_cert = \"/c.pem\"\n", "query_tls_cert \"/c.pem\", query_tls_key \"\": set both or neither"},
 		{"query_tls_client_ca = \"/ca.pem\"\n", "query_tls_client_ca \"/ca.pem\": needs query_tls_cert"},
 		{"query_addr = \"0.0.0.0:7514\"\n", "query_addr \"0.0.0.0:7514\": not a loopback address"},
@@ -88,5 +94,43 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err = %v, want it to mention %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+// storage picks the ring's default path and whether it is synced, as
+// journald's Storage= does; a ring path set explicitly wins.
+func TestConfigStorage(t *testing.T) {
+	run, state := t.TempDir(), filepath.Join(t.TempDir(), "state")
+	t.Setenv("RUNTIME_DIRECTORY", run)
+	t.Setenv("STATE_DIRECTORY", state)
+	volatile, persistent := filepath.Join(run, "ring"), filepath.Join(state, "ring")
+	check := func(args []string, ring string, durable bool, flushFrom string) {
+		t.Helper()
+		c, err := Load(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Ring != ring || c.durable != durable || c.flushFrom != flushFrom {
+			t.Errorf("%q: ring %q durable %v flush from %q, want %q %v %q", args, c.Ring, c.durable, c.flushFrom, ring, durable, flushFrom)
+		}
+	}
+	check(nil, volatile, false, "") // auto, no state directory
+	check([]string{"--storage", "volatile"}, volatile, false, "")
+	check([]string{"--storage", "persistent"}, persistent, true, volatile)
+	check([]string{"--storage", "persistent", "--ring", "/x/ring"}, "/x/ring", true, "")
+	check([]string{"--storage", "volatile", "--ring", "/x/ring"}, "/x/ring", false, "")
+	if err := os.Mkdir(state, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	check(nil, persistent, true, volatile) // auto, the state directory exists
+	check([]string{"--ring", "/x/ring"}, "/x/ring", true, "")
+	check([]string{"--storage", "volatile"}, volatile, false, "")
+	check([]string{"--config", writeConfig(t, "storage = \"volatile\"\nsync_interval = \"1s\"\n"), "--sync-interval", "250ms"}, volatile, false, "")
+
+	if _, err := Load([]string{"--storage", "disk"}); err == nil || !strings.Contains(err.Error(), "storage \"disk\"") {
+		t.Errorf("--storage disk: err = %v, want it to name storage", err)
+	}
+	if _, err := Load([]string{"--sync-interval", "0s"}); err == nil || !strings.Contains(err.Error(), "sync_interval 0s") {
+		t.Errorf("--sync-interval 0s: err = %v, want it to name sync_interval", err)
 	}
 }

@@ -6,6 +6,11 @@
 // $XDG_RUNTIME_DIR/collectord, or, without XDG_RUNTIME_DIR, in a private
 // directory /tmp/collectord-UID that must be owned by that user.
 //
+// A ring kept on a disk (storage = "persistent") lives in StateDir:
+// /var/lib/collectord as root, $XDG_STATE_HOME/collectord (or
+// ~/.local/state/collectord) otherwise. Under systemd, the directories it
+// made for the service ($RUNTIME_DIRECTORY, $STATE_DIRECTORY) come first.
+//
 // The functions read the environment and the effective uid each time
 // they are called; they are safe for concurrent use and return fresh
 // strings.
