@@ -40,6 +40,7 @@ func debianPackages() map[string]string {
 		"python3":                 "python3",
 		"prometheus":              "prometheus",
 		"promtool":                "prometheus",
+		"strace":                  "strace", // the system calls a test observes
 		"systemd-analyze":         "systemd",
 		"systemd-notify":          "systemd",
 		"systemd-socket-activate": "systemd",
