@@ -45,6 +45,10 @@
 // A future layout change gets a new version byte, which older readers
 // reject.
 //
+// PeekUID reads only the fixed header: the trusted uid of an entry with
+// FlagCreds, in constant time, so that a reader serving one user's records
+// (pkg/query) skips everyone else's without decoding them.
+//
 // # JSON
 //
 // AppendJSON writes the one JSON object that represents a stored record

@@ -109,6 +109,21 @@ func Decode(b []byte, e *Entry) error {
 	return nil
 }
 
+// PeekUID returns the trusted sender uid of the encoding b without decoding
+// the rest: it reads only the fixed header, so it takes constant time and
+// does not allocate, for a reader that must skip records that are not
+// some user's. ok is true when b starts with a complete version 1 header
+// whose Flags have FlagCreds; uid is then the UID that Decode would
+// return. ok is false, with uid 0, when the entry has no kernel
+// credentials or b is too short or of another version. PeekUID does not
+// check the variable part: Decode may still fail on a b it accepts.
+func PeekUID(b []byte) (uid uint32, ok bool) {
+	if len(b) < headerSize || b[0] != Version || Flags(binary.LittleEndian.Uint16(b[2:]))&FlagCreds == 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(b[9:]), true
+}
+
 // decoder reads length-prefixed items from b; after the first error every
 // read returns zero values and err keeps the first error.
 type decoder struct {

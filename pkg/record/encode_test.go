@@ -257,6 +257,58 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+func TestPeekUID(t *testing.T) {
+	withCreds := AppendEncode(nil, sampleEntry())
+	noCreds := sampleEntry()
+	noCreds.Flags &^= FlagCreds
+	root := AppendEncode(nil, &Entry{Flags: FlagCreds})
+	for _, tc := range []struct {
+		name   string
+		b      []byte
+		uid    uint32
+		wantOK bool
+	}{
+		{"credentials", withCreds, 1000, true},
+		{"uid 0", root, 0, true},
+		{"header only", withCreds[:headerSize], 1000, true},
+		{"no credentials", AppendEncode(nil, noCreds), 0, false},
+		{"short header", withCreds[:headerSize-1], 0, false},
+		{"other version", append([]byte{Version + 1}, withCreds[1:]...), 0, false},
+		{"empty", nil, 0, false},
+	} {
+		if uid, ok := PeekUID(tc.b); uid != tc.uid || ok != tc.wantOK {
+			t.Errorf("%s: PeekUID = %d, %v; want %d, %v", tc.name, uid, ok, tc.uid, tc.wantOK)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { PeekUID(withCreds) }); n != 0 {
+		t.Errorf("PeekUID allocates %v times", n)
+	}
+}
+
+// FuzzPeekUID: PeekUID never panics, and whenever Decode accepts an
+// encoding, PeekUID reports exactly its credentials' uid.
+func FuzzPeekUID(f *testing.F) {
+	e := sampleEntry()
+	f.Add(AppendEncode(nil, e))
+	e.Flags &^= FlagCreds
+	f.Add(AppendEncode(nil, e))
+	f.Add(AppendEncode(nil, &Entry{Flags: FlagCreds, UID: 65534})[:headerSize])
+	f.Add([]byte{Version})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		uid, ok := PeekUID(b)
+		if !ok && uid != 0 {
+			t.Fatalf("PeekUID = %d, false: want 0 with false", uid)
+		}
+		var e Entry
+		if Decode(b, &e) != nil {
+			return
+		}
+		if creds := e.Flags&FlagCreds != 0; ok != creds || (creds && uid != e.UID) {
+			t.Fatalf("PeekUID = %d, %v; Decode gives uid %d, credentials %v", uid, ok, e.UID, creds)
+		}
+	})
+}
+
 func BenchmarkAppendEncode(b *testing.B) {
 	e := sampleEntry()
 	buf := make([]byte, 0, 256)
