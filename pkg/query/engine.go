@@ -48,6 +48,15 @@ var ErrShutdown = errors.New("server shutting down")
 // when the ring is closed (shmring.ErrClosed). The Reader must stay open
 // while Run uses it.
 func Run(ctx context.Context, r *shmring.Reader, req Request, h Handler) (End, error) {
+	return RunAs(ctx, r, AllRecords(), req, h)
+}
+
+// RunAs is Run for a reader with access a: with OwnRecords(uid), only the
+// records uid's processes sent, and loss reported without a count (see
+// Access). The Server runs each query with the access its client was
+// granted; logctl tail --ring --own runs it with the caller's uid, so that
+// both give a user the same answer.
+func RunAs(ctx context.Context, r *shmring.Reader, a Access, req Request, h Handler) (End, error) {
 	end := End{ID: req.ID}
 	if err := req.Compile(); err != nil {
 		if req.After != nil {
@@ -56,6 +65,7 @@ func Run(ctx context.Context, r *shmring.Reader, req Request, h Handler) (End, e
 		return end, err
 	}
 	x := runner{ctx: ctx, r: r, f: &req.Filter, h: &h, quiet: time.Now()}
+	x.uid, x.own = a.Own()
 	x.interval = h.PingInterval
 	if x.interval <= 0 {
 		x.interval = DefaultPingInterval
@@ -75,6 +85,8 @@ type runner struct {
 	f   *Filter
 	h   *Handler
 	e   record.Entry // reused for every record
+	own bool         // only the records whose trusted uid is uid
+	uid uint32
 
 	last      uint64 // the last sequence number examined or reported lost
 	sent      int64  // records delivered
@@ -120,6 +132,14 @@ func (x *runner) run(req *Request) (Reason, error) {
 			next := x.c.Pos()
 			if err == nil {
 				next = rec.Seq
+			}
+			if x.h.overwritten != nil {
+				x.h.overwritten(lost)
+			}
+			if x.own {
+				// They may have been anybody's: say where the stream
+				// continues, not how many records others had.
+				lost = 0
 			}
 			if err := x.h.lost(lost, next); err != nil {
 				return "", err
@@ -172,7 +192,7 @@ func (x *runner) latestStart(head uint64, n int64) uint64 {
 		return head
 	}
 	oldest := x.r.Stats().Oldest
-	if x.f.matchesAll() {
+	if x.matchesAll() {
 		if head-oldest <= uint64(n) {
 			return oldest
 		}
@@ -205,11 +225,20 @@ func (x *runner) latestStart(head uint64, n int64) uint64 {
 	return start
 }
 
-// match applies the filter, decoding the payload only if the filter needs
-// it. A payload that does not decode matches only filters that do not look
-// inside entries.
+// matchesAll reports whether every record matches: no filter condition
+// and access to every record.
+func (x *runner) matchesAll() bool { return !x.own && x.f.matchesAll() }
+
+// match applies the access and the filter, decoding the payload only if
+// the filter needs it. A payload that does not decode matches only filters
+// that do not look inside entries.
 func (x *runner) match(rec shmring.Record) bool {
 	f := x.f
+	if x.own {
+		if uid, ok := record.PeekUID(rec.Payload); !ok || uid != x.uid {
+			return false
+		}
+	}
 	if f.matchesAll() {
 		return true
 	}

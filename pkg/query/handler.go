@@ -35,6 +35,11 @@ type Handler struct {
 	// Zero means DefaultPingInterval. Client.Query ignores it: the server
 	// decides.
 	PingInterval time.Duration
+
+	// overwritten, if not nil, gets the true count of every loss before
+	// Lost reports it (for OwnRecords, without the count): the Server's
+	// metrics count what the writer overtook.
+	overwritten func(lost uint64)
 }
 
 func (h *Handler) record(r Record) error {
