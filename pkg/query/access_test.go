@@ -293,10 +293,11 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	}
 }
 
-// A connection in its TLS handshake holds a place under MaxConns like any
-// other; the client after it is told busy, over TLS, once its certificate
-// verified; a client with a certificate from another CA is not told even
-// that.
+// A connection in its TLS handshake does not hold a place under MaxConns
+// (MaxHandshakes bounds those): a valid client is served past it. Once
+// MaxConns clients are served, the next valid client is told busy, over
+// TLS, after its certificate verified; a client with a certificate from
+// another CA is not told even that.
 func TestTLSConnectionsCounted(t *testing.T) {
 	f := newTLSFixture(t, true, Options{MaxConns: 1})
 	slow, err := net.Dial("tcp", f.ts.addr)
@@ -304,8 +305,12 @@ func TestTLSConnectionsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	waitFor(t, "the connection accepted", func() bool { return f.ts.Stats().ConnsOpen == 1 })
+	waitFor(t, "the connection accepted", func() bool { return f.ts.Stats().Handshakes == 1 })
 
+	first := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
+	if got := latest(t, first, 1); got != 1 {
+		t.Errorf("valid client beside one in its TLS handshake: got %d records, want 1", got)
+	}
 	_, err = Dial(context.Background(), f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
 	var xe *Error
 	if !errors.As(err, &xe) || xe.Code != CodeBusy {
@@ -318,14 +323,14 @@ func TestTLSConnectionsCounted(t *testing.T) {
 		t.Errorf("another CA's client while full: frames %v, then %v; want none", frames, err)
 	}
 
-	slow.Close()
-	waitFor(t, "the place freed", func() bool { return f.ts.Stats().ConnsOpen == 0 })
+	first.Close()
+	waitFor(t, "the place freed", func() bool { return f.ts.Stats().ConnsOpen == 1 })
 	c := dialForTest(t, f.ts.addr, DialOptions{TLSConfig: clientTLS(t, f.ca, f.client)})
 	if got := latest(t, c, 1); got != 1 {
-		t.Errorf("valid client after the slow one left: got %d records, want 1", got)
+		t.Errorf("valid client after the first left: got %d records, want 1", got)
 	}
-	if st := f.ts.Stats(); st.ConnsRejected != 2 || st.RecordsSent != 1 {
-		t.Errorf("stats: %d rejected, %d records sent; want 2 and 1", st.ConnsRejected, st.RecordsSent)
+	if st := f.ts.Stats(); st.ConnsRejected != 1 || st.RecordsSent != 2 || st.Handshakes != 1 {
+		t.Errorf("stats: %d rejected, %d records sent, %d in their handshake; want 1, 2 and 1", st.ConnsRejected, st.RecordsSent, st.Handshakes)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,8 +108,13 @@ type Client struct {
 	cancelBy   time.Time // when a cancelled query gives up waiting for E
 }
 
-// Dial connects to the query server at addr (host:port) and says hello. ctx
-// bounds the connection and the handshake.
+// UnixPrefix starts an address that names a UNIX socket: "unix:PATH".
+const UnixPrefix = "unix:"
+
+// Dial connects to the query server at addr and says hello: addr is
+// "host:port" for TCP, or UnixPrefix and a path for a server's local
+// socket, where the kernel tells the server who the client is (and TLS
+// is not spoken). ctx bounds the connection and the handshake.
 //
 // When the server refuses the client (too many connections, another
 // protocol version) the error is an *Error with the server's Code,
@@ -121,7 +127,14 @@ type Client struct {
 // refused the client's certificate. IsRefused reports all of these.
 func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	opts = opts.withDefaults()
-	nc, err := opts.DialContext(ctx, "tcp", addr)
+	network, address := "tcp", addr
+	if path, ok := strings.CutPrefix(addr, UnixPrefix); ok {
+		if opts.TLSConfig != nil {
+			return nil, fmt.Errorf("dial query server %s: TLS is for TCP, not for a local socket", addr)
+		}
+		network, address = "unix", path
+	}
+	nc, err := opts.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("dial query server %s: %w", addr, err)
 	}

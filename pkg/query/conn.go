@@ -4,6 +4,7 @@ package query
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -20,10 +21,21 @@ import (
 type conn struct {
 	s   *Server
 	nc  net.Conn
+	raw net.Conn // nc, or the connection under its TLS
 	log *slog.Logger
 	fr  *FrameReader
 	bw  *bufio.Writer
 	h   Handler // the query handler, bound once to this conn
+	// peer is who connected, on a UNIX socket; nil on the network.
+	peer *peerCred
+	// access is what the client may read, decided by its handshake.
+	access Access
+
+	// Guarded by s.mu: the connection's place in the server's counts.
+	hs            *list.Element // in s.handshakes; nil once out of it (or local)
+	handshakeDone bool          // no longer counted in ServerStats.Handshakes
+	dropped       bool          // closed in its handshake to admit a newer one
+	admitted      bool          // counted under MaxConns
 
 	batch batchWriter
 	werr  error // the first write error: the connection is broken
@@ -64,7 +76,8 @@ func newConn(s *Server, nc net.Conn, log *slog.Logger) *conn {
 		// One query may be waiting while another runs.
 		queries: make(chan pendingQuery, 1),
 	}
-	c.h = Handler{Record: c.record, Lost: c.lost, Flush: c.flush, Ping: c.ping, PingInterval: s.opts.PingInterval}
+	c.h = Handler{Record: c.record, Lost: c.lost, Flush: c.flush, Ping: c.ping, PingInterval: s.opts.PingInterval,
+		overwritten: func(n uint64) { s.stats.lost.Add(n) }}
 	return c
 }
 
@@ -74,9 +87,7 @@ func newConn(s *Server, nc net.Conn, log *slog.Logger) *conn {
 func (c *conn) serve() {
 	s := c.s
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.forget(c)
 		s.stats.connsOpen.Add(-1)
 		s.wg.Done()
 	}()
@@ -235,7 +246,7 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 		s.stats.followers.Add(1)
 	}
 	start := time.Now()
-	end, err := Run(ctx, s.r, *req, c.h)
+	end, err := RunAs(ctx, s.r, c.access, *req, c.h)
 	if req.Follow {
 		s.stats.followers.Add(-1)
 	}

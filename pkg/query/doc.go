@@ -5,11 +5,13 @@
 // metrics name it with Kind.String. The package holds the three pieces
 // that must agree on what a query means:
 //
-//   - Run, the engine: it reads a shmring.Reader directly. The Server runs
-//     it for each query, and logctl tail --ring runs it on a ring file it
-//     maps itself, so both produce the same records.
-//   - Server, which serves a ring over TCP with protocol version 1
-//     (docs/PROTOCOL.md), and Client (Dial, Query), which speaks it.
+//   - Run (and RunAs, for a reader limited to its own records), the
+//     engine: it reads a shmring.Reader directly. The Server runs it for
+//     each query, and logctl tail --ring runs it on a ring file it maps
+//     itself, so both produce the same records.
+//   - Server, which serves a ring with protocol version 1
+//     (docs/PROTOCOL.md) over TCP and over UNIX stream sockets, and Client
+//     (Dial, Query), which speaks it.
 //   - The protocol codec (FrameReader, AppendFrame, ParseBatch,
 //     AppendLost, ParseLost, the JSON messages), exported so that other Go
 //     programs can talk to collectord without the Client.
@@ -46,18 +48,47 @@
 //
 // # Access control
 //
-// A Server with Options.TLSConfig speaks TLS, and with ClientAuth set to
-// tls.RequireAndVerifyClientCert, mutual TLS; with Options.Tokens it needs
-// one of them in the hello (DialOptions.Token). The TLS handshake runs
-// right after the accept, under the same HandshakeTimeout deadline as the
-// hello, and holds a place under MaxConns. A client refused in the TLS
-// handshake receives no frame; one refused for its token receives X
-// unauthorized alone (errors.Is(err, ErrUnauthorized) on the client side).
-// Nothing about the ring (the h reply, records) is sent before both checks
-// pass. Tokens are compared by their SHA-256 digests in constant time and
-// never logged. Refusals are counted in ServerStats.AuthFailuresTLS and
-// AuthFailuresToken. (collectord and logctl load certificates and tokens
-// from files with internal/access.)
+// Every connection is granted an Access by its handshake, before anything
+// about the ring is sent; its queries run with it (RunAs).
+//
+//   - On a UNIX socket the kernel says who connected (SO_PEERCRED and
+//     SO_PEERGROUPS, as of the connect): root, Options.ReaderUIDs and the
+//     members of Options.ReaderGroups read every record, like the ring
+//     file's readers; anyone else reads only the records its own
+//     processes sent (OwnRecords), as journald shows a user their own
+//     journal. A valid token (below) grants every record there too.
+//   - On the network a client is anonymous unless it proves itself: with
+//     a client certificate the TLS handshake verified (Options.TLSConfig
+//     with ClientAuth set to tls.RequireAndVerifyClientCert: mutual TLS),
+//     or with one of Options.Tokens in its hello (DialOptions.Token),
+//     which the server then requires of every network client. A client
+//     that proves itself reads every record; an anonymous one is refused
+//     with X unauthorized unless Options.AnonymousAll.
+//
+// The TLS handshake runs right after the accept, under the same
+// HandshakeTimeout deadline as the hello. A client refused in the TLS
+// handshake receives no frame; one refused for its token, or for being
+// anonymous, receives X unauthorized alone (errors.Is(err,
+// ErrUnauthorized) on the client side). Tokens are compared by their
+// SHA-256 digests in constant time and never logged. Refusals are counted
+// in ServerStats.AuthFailuresTLS, AuthFailuresToken and
+// AuthFailuresAnonymous. (collectord and logctl load certificates and
+// tokens from files with internal/access.)
+//
+// # Fair shares
+//
+// Connections in their handshake (TLS and hello) and connections past it
+// are counted apart, so that clients that never say hello cannot keep out
+// one that does:
+//
+//   - at most Options.MaxHandshakes network connections are in their
+//     handshake; accepting one more closes the oldest of them
+//     (ServerStats.HandshakesDropped);
+//   - at most Options.MaxConns connections are past their hello, on all
+//     listeners: the next hello is answered X busy;
+//   - one uid holds at most Options.MaxConnsPerUID connections on UNIX
+//     sockets, in their handshake or past it: the next is answered X busy
+//     at once (ServerStats.ConnsRejectedUID).
 //
 // # Ownership and concurrency
 //
@@ -136,7 +167,9 @@ package query
 //   - conn.go: one connection: its reader goroutine, its queries served one
 //     at a time, its closing.
 //   - handshake.go: what a connection passes before its first query: the
-//     TLS handshake, the hello and the token.
+//     TLS handshake, the hello, the token, and the Access it is granted.
+//   - access.go: Access, what a query may see.
+//   - peer_linux.go: the credentials of a client on a UNIX socket.
 //   - write.go: the frames a connection writes, batched and buffered.
 //   - stats.go: ServerStats and the counters behind it.
 //   - trace.go, trace_client.go, trace_server.go: the spans (see Tracing).

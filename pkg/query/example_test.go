@@ -70,26 +70,35 @@ func ExampleRun() {
 	// end: done, resume after 4
 }
 
-// A server and a client: the latest 2 records, then the records after
-// the first response's cursor (none yet).
+// A server on a local socket and a client: the latest 2 records, then the
+// records after the first response's cursor (none yet). On a UNIX socket
+// the kernel tells the server who connected: root and the ReaderUIDs
+// (here, whoever runs the example) read every record, other users only
+// the records their own processes sent.
 func ExampleDial() {
 	r, cleanup := exampleRing()
 	defer cleanup()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	dir, err := os.MkdirTemp("", "query-example")
 	if err != nil {
 		panic(err)
 	}
-	srv := query.NewServer(r, query.Options{})
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "query.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		panic(err)
+	}
+	srv := query.NewServer(r, query.Options{ReaderUIDs: []uint32{uint32(os.Getuid())}})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
 	ctx := context.Background()
-	c, err := query.Dial(ctx, ln.Addr().String(), query.DialOptions{Client: "example"})
+	c, err := query.Dial(ctx, query.UnixPrefix+sock, query.DialOptions{Client: "example"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Printf("ring holds %d..%d\n", c.Hello().Oldest, c.Hello().Head-1)
+	fmt.Printf("ring holds %d..%d, access %s\n", c.Hello().Oldest, c.Hello().Head-1, c.Hello().Access)
 	end, err := c.Query(ctx, query.Request{ID: 1, N: new(int64(2))}, printer())
 	fmt.Printf("end: %+v %v\n", end, err)
 	end, err = c.Query(ctx, query.Request{ID: 2, After: new(end.Cursor)}, printer())
@@ -99,7 +108,7 @@ func ExampleDial() {
 	srv.Shutdown(ctx)
 	fmt.Println("serve:", <-served)
 	// Output:
-	// ring holds 1..4
+	// ring holds 1..4, access all
 	// 3 sshd: listening
 	// 4 sshd: login failed for bob
 	// end: {ID:1 Cursor:4 Reason:done} <nil>

@@ -11,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,13 +248,23 @@ type testServer struct {
 	serveErr chan error
 }
 
+// newServerForTest serves r on a loopback port to clients that read every
+// record even if they prove nothing (AnonymousAll), as the protocol's
+// tests need; the access tests use serveForTest.
 func newServerForTest(t testing.TB, r *shmring.Reader, opts Options) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Server: NewServer(r, opts), addr: ln.Addr().String(), serveErr: make(chan error, 1)}
+	opts.AnonymousAll = true
+	return serveForTest(t, NewServer(r, opts), ln)
+}
+
+// serveForTest serves srv on ln until the test ends.
+func serveForTest(t testing.TB, srv *Server, ln net.Listener) *testServer {
+	t.Helper()
+	ts := &testServer{Server: srv, addr: ln.Addr().String(), serveErr: make(chan error, 1)}
 	go func() { ts.serveErr <- ts.Serve(ln) }()
 	t.Cleanup(func() { ts.shutdown(t) })
 	return ts
@@ -296,7 +307,11 @@ type rawConn struct {
 
 func dialRaw(t testing.TB, addr string) *rawConn {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, UnixPrefix); ok {
+		network, addr = "unix", path
+	}
+	nc, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

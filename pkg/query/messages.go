@@ -48,7 +48,18 @@ type HelloReply struct {
 	Head   uint64 `json:"head"`   // the next sequence number to be written
 	Oldest uint64 `json:"oldest"` // the oldest sequence number held
 	MaxN   int64  `json:"max_n"`  // the largest n a query may ask for
+	// Access is what the client may read: AccessAllName ("all"), or
+	// AccessOwnName ("own"): only the records UID's processes sent. Empty
+	// from servers older than the local socket, which show every record.
+	Access string  `json:"access,omitempty"`
+	UID    *uint32 `json:"uid,omitempty"` // with Access "own": whose records
 }
+
+// The values of HelloReply.Access.
+const (
+	AccessAllName = "all" // every record
+	AccessOwnName = "own" // the records of one uid (see Access)
+)
 
 // DecodeHelloReply parses the body of an h frame. An error wraps
 // ErrProtocol.

@@ -3,6 +3,7 @@
 package query
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -22,6 +23,8 @@ import (
 // Server defaults, used for zero Options fields.
 const (
 	DefaultMaxConns         = 256
+	DefaultMaxHandshakes    = 64
+	DefaultMaxConnsPerUID   = 16
 	DefaultMaxN             = 1_000_000
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
@@ -42,8 +45,9 @@ const (
 	// client to close its side after the last frame, so that the kernel
 	// does not reset the connection before the client has read it.
 	lingerTimeout = 2 * time.Second
-	// maxRejecting bounds the connections being answered "busy" at once;
-	// beyond it, connections are closed without an answer.
+	// maxRejecting bounds the local connections being answered "busy"
+	// (over MaxConnsPerUID) at once; beyond it, they are closed without an
+	// answer.
 	maxRejecting = 64
 )
 
@@ -53,9 +57,22 @@ var ErrServerClosed = errors.New("query server closed")
 // Options configure a Server. The zero value means defaults; a field that
 // is zero or negative takes its default.
 type Options struct {
-	// MaxConns is the most connections served at once; the next one is
-	// answered X busy and closed. Default DefaultMaxConns (256).
+	// MaxConns is the most connections served at once, on all listeners,
+	// counting those past their hello; the next hello is answered X busy
+	// and the connection closed. Default DefaultMaxConns (256).
 	MaxConns int
+	// MaxHandshakes is the most network (not UNIX socket) connections
+	// that may be in their handshake at once: accepted, and not yet past
+	// their TLS handshake and hello. They do not count under MaxConns.
+	// When one more is accepted, the oldest of them is closed to make
+	// room (OpenSSH's MaxStartups, without the randomness), so that
+	// connections that never say hello cannot keep a client who does
+	// out. Default DefaultMaxHandshakes (64).
+	MaxHandshakes int
+	// MaxConnsPerUID is the most connections one user may hold on UNIX
+	// sockets, in their handshake or past it; the next one from that uid
+	// is answered X busy and closed. Default DefaultMaxConnsPerUID (16).
+	MaxConnsPerUID int
 	// MaxN is the largest n a query may ask for; more is answered X limit.
 	// Default DefaultMaxN (1,000,000).
 	MaxN int64
@@ -83,10 +100,22 @@ type Options struct {
 	// closes the connection without a frame. Default nil: plain TCP.
 	TLSConfig *tls.Config
 	// Tokens, if not empty, are the bearer tokens a client may present in
-	// its hello; a hello without one of them is answered X unauthorized
-	// and closed, before anything about the ring is sent. Default: no
-	// token needed.
+	// its hello. Over the network a hello without one of them is
+	// answered X unauthorized and closed, before anything about the ring
+	// is sent; on a UNIX socket a valid token grants every record and a
+	// wrong one is refused the same way. Default: no tokens.
 	Tokens []string
+	// AnonymousAll lets a network client that proves nothing (neither a
+	// verified client certificate nor a token) read every record, on a
+	// host whose users are all trusted. Default false: such a client is
+	// answered X unauthorized and closed.
+	AnonymousAll bool
+	// ReaderUIDs and ReaderGroups say who, on a UNIX socket, reads every
+	// record: root, these users, and the members of these groups (as
+	// primary or supplementary group, when the client connected). Every
+	// other local user reads only the records its own processes sent
+	// (see Access). Default: root alone.
+	ReaderUIDs, ReaderGroups []uint32
 	// TracerProvider traces queries: each Q frame is a server span, the
 	// child of the client span its request's traceparent names (or its
 	// hello's). Default nil: no tracing and no tracing work at all. A
@@ -97,6 +126,12 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if o.MaxConnsPerUID <= 0 {
+		o.MaxConnsPerUID = DefaultMaxConnsPerUID
 	}
 	if o.MaxN <= 0 {
 		o.MaxN = DefaultMaxN
@@ -120,7 +155,9 @@ func (o Options) withDefaults() Options {
 }
 
 // Server serves one ring over the query protocol (docs/PROTOCOL.md) on any
-// number of listeners. Each connection has two goroutines: one reads the
+// number of listeners: TCP (with TLS when Options.TLSConfig is set) and
+// UNIX stream sockets, where the kernel tells who the client is and so
+// what it may read (Options.ReaderUIDs). Each connection has two goroutines: one reads the
 // client's frames (so that a cancel or a disconnect is seen while a follow
 // streams), the other runs the queries and writes the responses through a
 // bounded batch buffer. A connection's memory stays bounded whatever it
@@ -145,7 +182,12 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	rejecting int
+	// handshakes are the network connections in their handshake, oldest
+	// first: the front one is dropped when MaxHandshakes are.
+	handshakes list.List
+	served     int            // connections past their hello
+	perUID     map[uint32]int // connections on UNIX sockets, by uid
+	rejecting  int
 
 	stats counters
 }
@@ -168,6 +210,7 @@ func NewServer(r *shmring.Reader, opts Options) *Server {
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perUID:    make(map[uint32]int),
 	}
 	for k := range s.stats.durations {
 		s.stats.durations[k] = histogram.New(DurationBuckets[:])
@@ -229,63 +272,135 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// accept starts serving nc, or answers it busy.
+// accept starts serving nc, or answers it busy. A network connection
+// over MaxHandshakes takes the place of the oldest one still in its
+// handshake; a UNIX socket connection over its uid's MaxConnsPerUID is
+// answered busy.
 func (s *Server) accept(nc net.Conn, log *slog.Logger) {
+	var peer *peerCred
+	if uc, ok := nc.(*net.UnixConn); ok {
+		p, err := peerCredentials(uc)
+		if err != nil {
+			log.Warn("closing a local connection whose credentials cannot be read", "err", err)
+			nc.Close()
+			return
+		}
+		peer = &p
+		log = log.With("peer_uid", p.uid, "peer_pid", p.pid)
+	} else {
+		log = log.With("remote", nc.RemoteAddr().String())
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
 		return
 	}
-	if len(s.conns) >= s.opts.MaxConns {
-		s.stats.connsRejected.Add(1)
-		if s.rejecting >= maxRejecting {
-			s.mu.Unlock()
-			nc.Close()
+	var dropped *conn
+	if peer != nil {
+		if s.perUID[peer.uid] >= s.opts.MaxConnsPerUID {
+			s.stats.connsRejectedUID.Add(1)
+			s.rejectLocked(nc, &Error{Code: CodeBusy, Message: fmt.Sprintf("too many connections from uid %d (%d)", peer.uid, s.opts.MaxConnsPerUID), RetryAfter: DefaultRetryAfter})
 			return
 		}
-		s.rejecting++
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.reject(nc)
-		return
+		s.perUID[peer.uid]++
+	} else if s.handshakes.Len() >= s.opts.MaxHandshakes {
+		dropped = s.handshakes.Remove(s.handshakes.Front()).(*conn)
+		dropped.hs, dropped.dropped = nil, true
+		s.stats.handshakesDropped.Add(1)
 	}
-	remote := nc.RemoteAddr().String()
-	if s.opts.TLSConfig != nil {
+	raw := nc
+	if s.opts.TLSConfig != nil && peer == nil {
 		nc = tls.Server(nc, s.opts.TLSConfig)
 	}
-	c := newConn(s, nc, log.With("remote", remote))
+	c := newConn(s, nc, log)
+	c.raw, c.peer = raw, peer
+	if peer == nil {
+		c.hs = s.handshakes.PushBack(c)
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.stats.connsTotal.Add(1)
 	s.stats.connsOpen.Add(1)
+	s.stats.handshaking.Add(1)
+	if dropped != nil {
+		dropped.log.Debug("dropping a connection still in its handshake to admit a newer one", "max_handshakes", s.opts.MaxHandshakes)
+		dropped.raw.Close() // its goroutine sees the failure and ends
+	}
 	go c.serve()
 }
 
-// reject answers a connection over MaxConns with X busy and closes it.
-func (s *Server) reject(nc net.Conn) {
-	defer func() {
-		s.mu.Lock()
-		s.rejecting--
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
-	e := &Error{Code: CodeBusy, Message: fmt.Sprintf("too many connections (%d)", s.opts.MaxConns), RetryAfter: DefaultRetryAfter}
-	nc.SetDeadline(time.Now().Add(lingerTimeout))
-	if s.opts.TLSConfig != nil {
-		// The answer must reach a TLS client as TLS. It says nothing
-		// about the ring, so it needs no more than the handshake.
-		tc := tls.Server(nc, s.opts.TLSConfig)
-		if err := tc.HandshakeContext(s.ctx); err != nil {
-			s.stats.authFailures[authTLS].Add(1)
-			lingerClose(nc) // let the client read the alert
-			return
-		}
-		nc = tc
+// admit moves c, whose client has passed every check, out of its
+// handshake: it is served unless the server is full (X busy) or c was
+// dropped meanwhile (an empty Error: it is closed already).
+func (s *Server) admit(c *conn) *Error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.dropped {
+		return &Error{}
 	}
-	nc.Write(AppendFrame(nil, FrameError, marshalJSON(e)))
-	lingerClose(nc)
+	s.leaveHandshakeLocked(c)
+	if s.served >= s.opts.MaxConns {
+		s.stats.connsRejected.Add(1)
+		return &Error{Code: CodeBusy, Message: fmt.Sprintf("too many connections (%d)", s.opts.MaxConns), RetryAfter: DefaultRetryAfter}
+	}
+	s.served++
+	c.admitted = true
+	return nil
+}
+
+// leaveHandshakeLocked takes c out of the handshake counts, once.
+func (s *Server) leaveHandshakeLocked(c *conn) {
+	if c.hs != nil {
+		s.handshakes.Remove(c.hs)
+		c.hs = nil
+	}
+	if !c.handshakeDone {
+		c.handshakeDone = true
+		s.stats.handshaking.Add(-1)
+	}
+}
+
+// forget removes a connection that has ended from the server's counts.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	s.leaveHandshakeLocked(c)
+	if c.admitted {
+		s.served--
+	}
+	if c.peer != nil {
+		if s.perUID[c.peer.uid]--; s.perUID[c.peer.uid] <= 0 {
+			delete(s.perUID, c.peer.uid)
+		}
+	}
+}
+
+// rejectLocked answers nc with e and closes it, in a goroutine of its own
+// unless maxRejecting are answering already (then it closes nc at once).
+// s.mu is held, and released.
+func (s *Server) rejectLocked(nc net.Conn, e *Error) {
+	if s.rejecting >= maxRejecting {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.rejecting++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			s.rejecting--
+			s.mu.Unlock()
+			s.wg.Done()
+		}()
+		nc.SetDeadline(time.Now().Add(lingerTimeout))
+		nc.Write(AppendFrame(nil, FrameError, marshalJSON(e)))
+		lingerClose(nc)
+	}()
 }
 
 // Shutdown stops the server: it closes the listeners, makes every running

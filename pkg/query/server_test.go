@@ -370,7 +370,8 @@ func TestBusy(t *testing.T) {
 	if !errors.As(err, &xe) || xe.Code != CodeBusy || xe.RetryAfter != DefaultRetryAfter || !strings.Contains(xe.Message, "(2)") {
 		t.Fatalf("third connection: %v, want X busy with retry after", err)
 	}
-	if st := srv.Stats(); st.ConnsRejected != 1 || st.ConnsOpen != 2 {
+	waitFor(t, "the refused connection closed", func() bool { return srv.Stats().ConnsOpen == 2 })
+	if st := srv.Stats(); st.ConnsRejected != 1 || st.Handshakes != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	c1.Close()

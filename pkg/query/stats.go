@@ -10,9 +10,14 @@ import (
 
 // ServerStats is a snapshot of a Server's counters, for metrics.
 type ServerStats struct {
-	ConnsOpen     int64  // connections being served
-	ConnsTotal    uint64 // connections served since NewServer
-	ConnsRejected uint64 // connections answered X busy (or closed when too many were)
+	ConnsOpen     int64  // connections open, in their handshake or past it
+	ConnsTotal    uint64 // connections accepted since NewServer
+	ConnsRejected uint64 // hellos answered X busy: MaxConns were served
+
+	// Fair shares (Options.MaxHandshakes, MaxConnsPerUID).
+	Handshakes        int64  // connections in their handshake now (TLS and hello)
+	HandshakesDropped uint64 // network connections closed in their handshake to admit a newer one
+	ConnsRejectedUID  uint64 // UNIX socket connections refused busy (or closed) because their uid had MaxConnsPerUID
 
 	// Requests counts the queries of each Kind, by how they ended.
 	Requests [NumKinds]RequestStats
@@ -29,9 +34,10 @@ type ServerStats struct {
 	// Connections refused for want of credentials: a failed TLS
 	// handshake (no, an expired or an untrusted client certificate, a
 	// client that does not trust the server's, not TLS at all, or a
-	// handshake not finished within HandshakeTimeout), or a missing or
-	// wrong token.
-	AuthFailuresTLS, AuthFailuresToken uint64
+	// handshake not finished within HandshakeTimeout), a missing or
+	// wrong token, or a network client that proved nothing while
+	// AnonymousAll is off.
+	AuthFailuresTLS, AuthFailuresToken, AuthFailuresAnonymous uint64
 }
 
 // RequestStats counts the queries of one kind by how they ended.
@@ -59,15 +65,22 @@ type DurationStats struct {
 func (s *Server) Stats() ServerStats {
 	c := &s.stats
 	st := ServerStats{
-		ConnsOpen:       c.connsOpen.Load(),
-		ConnsTotal:      c.connsTotal.Load(),
-		ConnsRejected:   c.connsRejected.Load(),
+		ConnsOpen:     c.connsOpen.Load(),
+		ConnsTotal:    c.connsTotal.Load(),
+		ConnsRejected: c.connsRejected.Load(),
+
+		Handshakes:        c.handshaking.Load(),
+		HandshakesDropped: c.handshakesDropped.Load(),
+		ConnsRejectedUID:  c.connsRejectedUID.Load(),
+
 		FollowersActive: c.followers.Load(),
 		RecordsSent:     c.sent.Load(),
 		RecordsLost:     c.lost.Load(),
 
 		AuthFailuresTLS:   c.authFailures[authTLS].Load(),
 		AuthFailuresToken: c.authFailures[authToken].Load(),
+
+		AuthFailuresAnonymous: c.authFailures[authAnonymous].Load(),
 	}
 	for k := range NumKinds {
 		req := &c.requests[k]
@@ -86,15 +99,18 @@ func (s *Server) Stats() ServerStats {
 // counters are the Server's live statistics: the connections' goroutines
 // add to them and Stats reads them, all without a lock.
 type counters struct {
-	connsOpen     atomic.Int64
-	connsTotal    atomic.Uint64
-	connsRejected atomic.Uint64
-	requests      [NumKinds][numOutcomes]atomic.Uint64
-	followers     atomic.Int64
-	sent          atomic.Uint64
-	lost          atomic.Uint64
-	durations     [NumKinds]*histogram.Histogram
-	authFailures  [2]atomic.Uint64 // by authTLS, authToken
+	connsOpen         atomic.Int64
+	connsTotal        atomic.Uint64
+	connsRejected     atomic.Uint64
+	handshaking       atomic.Int64
+	handshakesDropped atomic.Uint64
+	connsRejectedUID  atomic.Uint64
+	requests          [NumKinds][numOutcomes]atomic.Uint64
+	followers         atomic.Int64
+	sent              atomic.Uint64
+	lost              atomic.Uint64
+	durations         [NumKinds]*histogram.Histogram
+	authFailures      [3]atomic.Uint64 // by authTLS, authToken, authAnonymous
 }
 
 // outcome is how a query ended: which RequestStats field counts it.
@@ -112,4 +128,5 @@ const (
 const (
 	authTLS = iota
 	authToken
+	authAnonymous
 )

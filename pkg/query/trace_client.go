@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -31,7 +32,9 @@ func (c *Client) initTracing(ctx context.Context, addr string) {
 		return
 	}
 	c.tr.spanName = c.opts.Client + " query"
-	if host, port, err := net.SplitHostPort(addr); err == nil {
+	if path, ok := strings.CutPrefix(addr, UnixPrefix); ok {
+		c.tr.peerAttrs = append(c.tr.peerAttrs, semconv.ServerAddress(path))
+	} else if host, port, err := net.SplitHostPort(addr); err == nil {
 		c.tr.peerAttrs = append(c.tr.peerAttrs, semconv.ServerAddress(host))
 		if p, err := strconv.Atoi(port); err == nil {
 			c.tr.peerAttrs = append(c.tr.peerAttrs, semconv.ServerPort(p))

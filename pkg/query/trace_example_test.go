@@ -28,7 +28,9 @@ func Example_tracing() {
 	if err != nil {
 		panic(err)
 	}
-	srv := query.NewServer(r, query.Options{TracerProvider: serverTP})
+	// A client on the loopback interface proves nothing: let it read
+	// every record, as on a host whose users are all trusted.
+	srv := query.NewServer(r, query.Options{TracerProvider: serverTP, AnonymousAll: true})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -21,7 +21,9 @@ import (
 // would take it past batchTarget.
 func (c *conn) record(r Record) error {
 	if len(r.Payload) > maxBatchPayload {
-		// Cannot be framed: say so rather than skip it silently.
+		// Cannot be framed: say so rather than skip it silently. (It
+		// matched, so it is the client's to count, whatever its access.)
+		c.s.stats.lost.Add(1)
 		return c.lost(1, r.Seq+1)
 	}
 	if c.batch.n > 0 && c.batch.size()+batchRecordHeader+len(r.Payload) > batchTarget {
@@ -36,7 +38,6 @@ func (c *conn) record(r Record) error {
 // lost sends the batch, then an L frame.
 func (c *conn) lost(lost, next uint64) error {
 	c.sendBatch()
-	c.s.stats.lost.Add(lost)
 	c.recordsLost += lost
 	body := lostBody(lost, next)
 	return c.writeFrame(FrameLost, body[:])
