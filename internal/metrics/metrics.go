@@ -221,7 +221,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			rs := s.Requests[k]
 			counter(descRequests, float64(rs.OK), kind, "ok")
 			counter(descRequests, float64(rs.BadRequest), kind, "bad_request")
-			counter(descRequests, float64(rs.Limit), kind, "limit")
 			counter(descRequests, float64(rs.Failed), kind, "failed")
 			if k == query.KindFollow {
 				continue // follows are not timed

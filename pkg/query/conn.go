@@ -225,10 +225,6 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 		s.stats.requests[k][outcomeBadRequest].Add(1)
 		return c.sendError(span.answer(&Error{ID: req.ID, Code: CodeBadRequest, Message: pq.err.Error()}))
 	}
-	if req.N != nil && *req.N > s.opts.MaxN {
-		s.stats.requests[k][outcomeLimit].Add(1)
-		return c.sendError(span.answer(&Error{ID: req.ID, Code: CodeLimit, Message: fmt.Sprintf("n %d exceeds max_n %d", *req.N, s.opts.MaxN)}))
-	}
 
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)

@@ -118,10 +118,12 @@
 //
 // A client frame is at most 64 KiB (MaxClientFrame), a server frame at most
 // 16 MiB (MaxServerFrame): a record whose payload does not fit in one
-// server frame is reported as lost. A query asks for at most the server's
-// max_n records (1,000,000 by default). With a filter, the records of a
-// "latest N" query are examined twice, once backwards to find where they
-// start and once forwards to send them.
+// server frame is reported as lost. Any n is accepted: n larger than the
+// ring holds returns what it holds, so that one query's work is bounded
+// by the ring's size, and it is streamed in batches of about 64 KiB. With
+// a filter (or OwnRecords), the records of a "latest N" query are
+// examined twice, once backwards to find where they start and once
+// forwards to send them.
 //
 // # Tracing
 //

@@ -109,7 +109,7 @@ func (c *conn) handshake(deadline time.Time) *Error {
 		RingID:   fmt.Sprintf("%016x", st.Created.UnixNano()),
 		Head:     st.Head,
 		Oldest:   st.Oldest,
-		MaxN:     s.opts.MaxN,
+		MaxN:     NoMaxN,
 		Access:   AccessAllName,
 	}
 	if uid, own := access.Own(); own {

@@ -47,7 +47,10 @@ type HelloReply struct {
 	RingID string `json:"ring_id"`
 	Head   uint64 `json:"head"`   // the next sequence number to be written
 	Oldest uint64 `json:"oldest"` // the oldest sequence number held
-	MaxN   int64  `json:"max_n"`  // the largest n a query may ask for
+	// MaxN is the largest n a query may ask for: NoMaxN from servers that
+	// answer any n with what the ring holds; older servers refused more
+	// than their max_n with CodeLimit.
+	MaxN int64 `json:"max_n"`
 	// Access is what the client may read: AccessAllName ("all"), or
 	// AccessOwnName ("own"): only the records UID's processes sent. Empty
 	// from servers older than the local socket, which show every record.
@@ -73,6 +76,10 @@ func DecodeHelloReply(body []byte) (HelloReply, error) {
 
 // DefaultN is how many records a query without after or n returns.
 const DefaultN = 10
+
+// NoMaxN is the max_n of a server that takes any n: a larger n than the
+// ring holds returns what it holds, streamed in batches.
+const NoMaxN = math.MaxInt64
 
 // Request is the body of a Q frame: which records to send. See
 // docs/PROTOCOL.md for the meaning of each key.
@@ -191,7 +198,7 @@ type Code string
 const (
 	CodeVersion      Code = "version"      // the server does not speak the client's protocol version; closed
 	CodeBadRequest   Code = "bad_request"  // the query (or, then closed, a frame) does not parse
-	CodeLimit        Code = "limit"        // n exceeds the server's max_n
+	CodeLimit        Code = "limit"        // n exceeded an older server's max_n (servers now answer any n)
 	CodeBusy         Code = "busy"         // too many connections: retry after RetryAfter, with jitter; closed
 	CodeUnauthorized Code = "unauthorized" // the client may not query this server; closed
 	CodeTimeout      Code = "timeout"      // no hello in time; closed

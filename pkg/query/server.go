@@ -25,7 +25,6 @@ const (
 	DefaultMaxConns         = 256
 	DefaultMaxHandshakes    = 64
 	DefaultMaxConnsPerUID   = 16
-	DefaultMaxN             = 1_000_000
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultWriteTimeout     = 30 * time.Second
@@ -73,9 +72,6 @@ type Options struct {
 	// sockets, in their handshake or past it; the next one from that uid
 	// is answered X busy and closed. Default DefaultMaxConnsPerUID (16).
 	MaxConnsPerUID int
-	// MaxN is the largest n a query may ask for; more is answered X limit.
-	// Default DefaultMaxN (1,000,000).
-	MaxN int64
 	// HandshakeTimeout is how long a new connection has to send its hello
 	// before it gets X timeout and is closed. Default
 	// DefaultHandshakeTimeout (10s).
@@ -132,9 +128,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConnsPerUID <= 0 {
 		o.MaxConnsPerUID = DefaultMaxConnsPerUID
-	}
-	if o.MaxN <= 0 {
-		o.MaxN = DefaultMaxN
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout

@@ -43,7 +43,7 @@ func TestLatest(t *testing.T) {
 	srv := newServerForTest(t, tr.r, Options{})
 	c := dialForTest(t, srv.addr, DialOptions{})
 	if h := c.Hello(); h.Protocol != Version || h.Server != ServerName || h.Head != head || h.Oldest != oldest ||
-		h.MaxN != DefaultMaxN || h.RingID != fmt.Sprintf("%016x", tr.r.Stats().Created.UnixNano()) || len(h.RingID) != 16 {
+		h.MaxN != NoMaxN || h.RingID != fmt.Sprintf("%016x", tr.r.Stats().Created.UnixNano()) || len(h.RingID) != 16 {
 		t.Fatalf("hello reply %+v", h)
 	}
 	queries := 0
@@ -425,7 +425,7 @@ func TestVersionMismatch(t *testing.T) {
 func TestBadRequestKeepsConnection(t *testing.T) {
 	tr := newRingForTest(t, shmring.MinSize)
 	tr.write(20, 10)
-	srv := newServerForTest(t, tr.r, Options{MaxN: 1000})
+	srv := newServerForTest(t, tr.r, Options{})
 	c := dialForTest(t, srv.addr, DialOptions{})
 	for _, tc := range []struct {
 		req  Request
@@ -435,8 +435,6 @@ func TestBadRequestKeepsConnection(t *testing.T) {
 		{Request{ID: 1, Filter: Filter{Grep: "fail(ed"}}, CodeBadRequest, "filter.grep"},
 		{Request{ID: 2, N: new(int64(-1))}, CodeBadRequest, "n: -1"},
 		{Request{ID: 3, Filter: Filter{Priority: new(9)}}, CodeBadRequest, "filter.priority"},
-		{Request{ID: 4, N: new(int64(1001))}, CodeLimit, "max_n 1000"},
-		{Request{ID: 5, N: new(int64(1001)), Follow: true}, CodeLimit, "max_n 1000"},
 	} {
 		end, err := c.Query(context.Background(), tc.req, Handler{})
 		var xe *Error
@@ -463,7 +461,7 @@ func TestBadRequestKeepsConnection(t *testing.T) {
 	}
 	st := srv.Stats()
 	latest, follow := st.Requests[KindLatest], st.Requests[KindFollow]
-	if latest.BadRequest != 4 || latest.Limit != 1 || follow.Limit != 1 || latest.OK != 6 {
+	if latest.BadRequest != 4 || follow.BadRequest != 0 || latest.OK != 4 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -685,5 +683,42 @@ func TestCancelBeforeStart(t *testing.T) {
 	}
 	if typ, body := rc.next(); typ != FrameEnd || string(body) != `{"id":2,"cursor":3,"reason":"done"}` {
 		t.Fatalf("got %s %s", typ, body)
+	}
+}
+
+// TestLatestAll: an n larger than the ring holds, up to NoMaxN, returns
+// every record it holds (or every one that matches), in many batches,
+// with no error; the same as Run gives.
+func TestLatestAll(t *testing.T) {
+	tr := newRingForTest(t, 1<<20)
+	tr.write(30_000, 500)
+	oldest, head := tr.held()
+	if oldest == shmring.FirstSeq {
+		t.Fatal("the ring has not wrapped")
+	}
+	srv := newServerForTest(t, tr.r, Options{})
+	c := dialForTest(t, srv.addr, DialOptions{})
+	for _, n := range []int64{int64(head - oldest), 10_000_000, NoMaxN} {
+		for _, f := range []Filter{{}, {Tag: "sshd"}} {
+			batches := 0
+			col := newCollector(t)
+			h := col.handler()
+			h.Flush = func() error { batches++; return nil }
+			end, err := c.Query(context.Background(), Request{N: new(n), Filter: f}, h)
+			if err != nil {
+				t.Fatalf("n %d: %v", n, err)
+			}
+			got, _, _ := col.snapshot()
+			keep := func(s uint64) bool { return f.Tag == "" || s%3 == 0 }
+			if w := want(oldest, head, keep); !slices.Equal(got, w) || end.Cursor != head-1 {
+				t.Fatalf("n %d, filter %+v: %d records ending %v, cursor %d; want the %d held", n, f, len(got), lastN(got, 1), end.Cursor, len(w))
+			}
+			if local, _ := runLocal(t, tr.r, Request{N: new(n), Filter: f}); !slices.Equal(local, got) {
+				t.Fatalf("n %d: Run gave %d records, the server %d", n, len(local), len(got))
+			}
+			if batches < 2 {
+				t.Errorf("n %d: %d records in %d batches, want them streamed", n, len(got), batches)
+			}
+		}
 	}
 }

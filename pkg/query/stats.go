@@ -44,7 +44,6 @@ type ServerStats struct {
 type RequestStats struct {
 	OK         uint64 // ended with E (done, cancelled or shutdown)
 	BadRequest uint64 // answered X bad_request
-	Limit      uint64 // answered X limit
 	Failed     uint64 // the connection or the ring failed mid-response
 }
 
@@ -87,7 +86,6 @@ func (s *Server) Stats() ServerStats {
 		st.Requests[k] = RequestStats{
 			OK:         req[outcomeOK].Load(),
 			BadRequest: req[outcomeBadRequest].Load(),
-			Limit:      req[outcomeLimit].Load(),
 			Failed:     req[outcomeFailed].Load(),
 		}
 		d := &st.Durations[k]
@@ -119,7 +117,6 @@ type outcome int
 const (
 	outcomeOK outcome = iota
 	outcomeBadRequest
-	outcomeLimit
 	outcomeFailed
 	numOutcomes
 )

@@ -271,14 +271,14 @@ func TestTraceErrors(t *testing.T) {
 	tr := newRingForTest(t, 1<<20)
 	tr.write(10, 10)
 	srvTrace, cliTrace := newRecorder(t), newRecorder(t)
-	srv := newServerForTest(t, tr.r, Options{MaxN: 100, TracerProvider: srvTrace})
+	srv := newServerForTest(t, tr.r, Options{TracerProvider: srvTrace})
 	c := dialForTest(t, srv.addr, DialOptions{TracerProvider: cliTrace})
 	for i, tc := range []struct {
 		req  Request
 		code Code
 	}{
 		{Request{Filter: Filter{Grep: "("}}, CodeBadRequest},
-		{Request{N: new(int64(101))}, CodeLimit},
+		{Request{N: new(int64(-1))}, CodeBadRequest},
 	} {
 		_, err := c.Query(context.Background(), tc.req, Handler{})
 		var xe *Error
