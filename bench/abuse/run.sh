@@ -61,7 +61,7 @@ ms() { awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 
 SOCK=$WORK/c.sock RING=$WORK/ring
 start_collectord "$WORK/log" nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size 256MiB \
-	--query-addr 127.0.0.1:0 --metrics-addr ""
+	--query-addr 127.0.0.1:0 --query-anonymous all --query-socket "$WORK/query.sock" --metrics-addr ""
 DAEMON=$DPID
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)

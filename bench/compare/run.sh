@@ -85,13 +85,18 @@ T=$WORK/tools
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # start NAME DIR [ARGS...]: run build NAME's daemon on a socket and ring in
-# DIR; sets DPID and ADDR.
+# DIR; sets DPID and ADDR. A build with a local query socket keeps it in
+# DIR and answers the TCP clients here, which present no token, as builds
+# before it did (--query-anonymous all); older builds know neither flag.
 start() {
-	local name=$1 dir=$2
+	local name=$1 dir=$2 local=()
 	shift 2
 	mkdir -p "$dir"
+	if "$WORK/$name/collectord" -h 2>&1 | grep -q -- -query-socket; then
+		local=(--query-socket "$dir/query.sock" --query-anonymous all)
+	fi
 	start_collectord "$dir/log" "$WORK/$name/collectord" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size 256MiB \
-		--query-addr 127.0.0.1:0 --metrics-addr "" "$@"
+		--query-addr 127.0.0.1:0 --metrics-addr "" "${local[@]}" "$@"
 }
 stop() {
 	kill -TERM "$1"

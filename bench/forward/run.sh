@@ -58,7 +58,7 @@ BROKERS=$(grep -o '"[0-9.]*:[0-9]*"' "$WORK/kafka.json" | paste -sd,)
 # config DIR KAFKA: a configuration file for a daemon in DIR, with the
 # default [kafka] table when KAFKA is on.
 config() {
-	printf 'socket = "%s/c.sock"\nring = "%s/ring"\nring_size = "256MiB"\nquery_addr = ""\nmetrics_addr = ""\n' "$1" "$1" >"$1/c.toml"
+	printf 'socket = "%s/c.sock"\nring = "%s/ring"\nring_size = "256MiB"\nquery_addr = ""\nquery_socket = ""\nmetrics_addr = ""\n' "$1" "$1" >"$1/c.toml"
 	if [[ $2 == on ]]; then
 		printf '[kafka]\nbrokers = [%s]\ntopic = "logs"\n' "$BROKERS" >>"$1/c.toml"
 	fi

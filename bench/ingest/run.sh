@@ -141,7 +141,7 @@ ceiling_runs() {
 collectord_runs() {
 	local bin=$1 ring_size=$2 lap
 	start_collectord "$dir/cd.log" "${RPIN[@]}" "$bin/collectord" --socket "$dir/c.sock" --ring "$dir/ring" \
-		--ring-size "$ring_size" --query-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0
+		--ring-size "$ring_size" --query-addr 127.0.0.1:0 --query-socket "$dir/query.sock" --metrics-addr 127.0.0.1:0
 	local cpid=$DPID
 	cd_run "$bin" "$cpid" fresh
 	# One lap and more: datagrams of 60,000 bytes adding up to the ring's

@@ -44,7 +44,7 @@ one() {
 	[[ $scrape == 0 ]] || maddr=127.0.0.1:$port
 
 	start_collectord "$dir/cd.log" "${RPIN[@]}" "$cd" --socket "$dir/c.sock" --ring "$dir/ring" --ring-size "$ring_size" \
-		--query-addr "" --metrics-addr "$maddr"
+		--query-addr "" --query-socket "" --metrics-addr "$maddr"
 	local cpid=$DPID
 
 	# The scraper: one GET /metrics at once, then every $scrape seconds,

@@ -74,7 +74,7 @@ start_daemon() {
 	mkdir -p "$dir"
 	SOCK=$dir/c.sock RING=$dir/ring
 	start_collectord "$dir/log" nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size "$2" \
-		--query-addr 127.0.0.1:0 --metrics-addr ""
+		--query-addr 127.0.0.1:0 --query-anonymous all --query-socket "$dir/query.sock" --metrics-addr ""
 }
 
 OUT=$WORK/table.md

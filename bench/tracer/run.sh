@@ -69,7 +69,7 @@ echo "starting collectord ..." >&2
 mkdir -p "$WORK/d"
 RING=$WORK/d/ring
 start_collectord "$WORK/d/log" nice -n "$NICE" "$BIN/collectord" --socket "$WORK/d/s" --ring "$RING" \
-	--query-addr "" --metrics-addr ""
+	--query-addr "" --query-socket "" --metrics-addr ""
 "$BIN/qbench" fill -socket "$WORK/d/s" -ring "$RING" -n 1000 >/dev/null
 
 VARIANTS=(litetrace sdk sdk+otlp)

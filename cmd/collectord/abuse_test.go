@@ -70,7 +70,7 @@ func TestQueryAbuse(t *testing.T) {
 	)
 	dir := t.TempDir()
 	proctest.Logctl(t) // built now, not while the senders flood the ring
-	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{RingSize: "64MiB", QueryAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"})
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{RingSize: "64MiB", QueryAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", Args: argsAnonymousAll})
 	addr, metrics := d.QueryAddr, d.MetricsAddr
 	r := openRing(t, d.Ring)
 

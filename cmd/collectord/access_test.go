@@ -119,7 +119,7 @@ func TestQueryCredentialsReloadOnSIGHUP(t *testing.T) {
 func TestNonLoopbackQueryRefused(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(proctest.Collectord(t), "--socket", filepath.Join(dir, "c.sock"), "--ring", filepath.Join(dir, "ring"),
-		"--ring-size", "1MiB", "--metrics-addr", "", "--query-addr", "0.0.0.0:0")
+		"--ring-size", "1MiB", "--metrics-addr", "", "--query-socket", "", "--query-addr", "0.0.0.0:0")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "query_addr \"0.0.0.0:0\": not a loopback address") {
@@ -147,7 +147,7 @@ func TestNonLoopbackActivatedQueryRefused(t *testing.T) {
 	}
 	defer listener.Close()
 	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, proctest.Collectord(t), "--socket", filepath.Join(dir, "c.sock"),
-		"--ring", filepath.Join(dir, "ring"), "--ring-size", "1MiB", "--metrics-addr", "")
+		"--ring", filepath.Join(dir, "ring"), "--ring-size", "1MiB", "--metrics-addr", "", "--query-socket", "")
 	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=query")
 	cmd.ExtraFiles = []*os.File{passFile(t, listener, "query")}
 	out, err := cmd.CombinedOutput()

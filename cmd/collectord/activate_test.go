@@ -49,6 +49,7 @@ func TestRestartSocketActivated(t *testing.T) {
 		Shell:    `LISTEN_PID=$$ exec "$0" "$@"`,
 		Env:      []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=ingest:query"},
 		Files:    files,
+		Args:     argsAnonymousAll,
 	}
 
 	var d *proctest.Daemon
@@ -123,7 +124,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	ring := filepath.Join(dir, "ring")
 	// systemd-socket-activate passes only the variables named with -E.
 	cmd := exec.Command(tool, "--datagram", "--listen", passed, "--fdname", "ingest", "-E", "GORACE",
-		proctest.Collectord(t), "--socket", own, "--ring", ring, "--ring-size", "1MiB", "--query-addr", "", "--metrics-addr", "",
+		proctest.Collectord(t), "--socket", own, "--ring", ring, "--ring-size", "1MiB", "--query-addr", "", "--query-socket", "", "--metrics-addr", "",
 		"--log-level", "debug")
 	logs := new(proctest.Output)
 	cmd.Stderr = logs

@@ -37,6 +37,7 @@ type Config struct {
 	RingMode     FileMode `toml:"ring_mode"`
 	RingGroup    string   `toml:"ring_group"`
 	QueryAddr    string   `toml:"query_addr"`
+	QuerySocket  string   `toml:"query_socket"`
 	MetricsAddr  string   `toml:"metrics_addr"`
 	LogLevel     string   `toml:"log_level"`
 	PIDFile      string   `toml:"pid_file"`
@@ -49,6 +50,12 @@ type Config struct {
 	QueryTLSClientCA string `toml:"query_tls_client_ca"`
 	QueryTokenFile   string `toml:"query_token_file"`
 	QueryInsecure    bool   `toml:"query_insecure"`
+	// QueryAnonymous is what a network client that proves nothing reads:
+	// "none" (refused) or "all".
+	QueryAnonymous string `toml:"query_anonymous"`
+	// QueryAllGroups are groups (names or numbers) whose members read every
+	// record on the local query socket, besides the ring's group.
+	QueryAllGroups []string `toml:"query_all_groups"`
 
 	Kafka *KafkaConfig `toml:"kafka"` // nil: no forwarding
 
@@ -79,6 +86,8 @@ func Defaults() Config {
 
 		RateLimitInterval: Duration(30 * time.Second),
 		QueryAddr:         rundir.QueryAddr,
+		QuerySocket:       rundir.QuerySocket(),
+		QueryAnonymous:    anonymousNone,
 		MetricsAddr:       rundir.MetricsAddr,
 		LogLevel:          "info",
 	}
@@ -119,8 +128,14 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Socket == "" || !filepath.IsAbs(c.Socket):
 		return fmt.Errorf("socket %q: must be an absolute path", c.Socket)
-	case len(c.Socket) > 107:
-		return fmt.Errorf("socket %q: longer than the 107 bytes a UNIX socket path may have", c.Socket)
+	case len(c.Socket) > maxSocketPath:
+		return fmt.Errorf("socket %q: longer than the %d bytes a UNIX socket path may have", c.Socket, maxSocketPath)
+	case c.QuerySocket != "" && !filepath.IsAbs(c.QuerySocket):
+		return fmt.Errorf("query_socket %q: must be an absolute path (or empty to disable)", c.QuerySocket)
+	case len(c.QuerySocket) > maxSocketPath:
+		return fmt.Errorf("query_socket %q: longer than the %d bytes a UNIX socket path may have", c.QuerySocket, maxSocketPath)
+	case c.QueryAnonymous != anonymousNone && c.QueryAnonymous != anonymousAll:
+		return fmt.Errorf("query_anonymous %q: must be %q (refuse network clients without a certificate or token) or %q (show them every record)", c.QueryAnonymous, anonymousNone, anonymousAll)
 	case c.SocketMode > 0o777:
 		return fmt.Errorf("socket_mode %o: must be a permission between 0 and 0777", c.SocketMode)
 	case c.RecvBuffer < 4096 || c.RecvBuffer > 1<<30:
@@ -151,6 +166,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := c.ringGID(); err != nil {
+		return err
+	}
+	if _, err := c.allGroups(); err != nil {
 		return err
 	}
 	switch {
@@ -188,23 +206,54 @@ func (c *Config) queryGuard() access.Guard {
 	return access.Guard{TLS: c.QueryTLSCert != "", Token: c.QueryTokenFile != "", Insecure: c.QueryInsecure}
 }
 
+// maxSocketPath is the longest path a UNIX socket may be bound to.
+const maxSocketPath = 107
+
+// The values of query_anonymous.
+const (
+	anonymousNone = "none"
+	anonymousAll  = "all"
+)
+
 // ringGID resolves ring_group, a group name or number; 0 when unset.
 func (c *Config) ringGID() (int, error) {
 	if c.RingGroup == "" {
 		return 0, nil
 	}
-	if n, err := strconv.ParseUint(c.RingGroup, 10, 31); err == nil {
-		return int(n), nil
-	}
-	g, err := user.LookupGroup(c.RingGroup)
+	gid, err := lookupGroup(c.RingGroup)
 	if err != nil {
-		return 0, fmt.Errorf("ring_group %q: no such group (a group name or number)", c.RingGroup)
+		return 0, fmt.Errorf("ring_group %q: %w", c.RingGroup, err)
 	}
-	gid, err := strconv.Atoi(g.Gid)
+	return int(gid), nil
+}
+
+// allGroups resolves query_all_groups.
+func (c *Config) allGroups() ([]uint32, error) {
+	gids := make([]uint32, 0, len(c.QueryAllGroups))
+	for _, name := range c.QueryAllGroups {
+		gid, err := lookupGroup(name)
+		if err != nil {
+			return nil, fmt.Errorf("query_all_groups %q: %w", name, err)
+		}
+		gids = append(gids, gid)
+	}
+	return gids, nil
+}
+
+// lookupGroup resolves a group name or number.
+func lookupGroup(name string) (uint32, error) {
+	if n, err := strconv.ParseUint(name, 10, 31); err == nil {
+		return uint32(n), nil
+	}
+	g, err := user.LookupGroup(name)
 	if err != nil {
-		return 0, fmt.Errorf("ring_group %q: group id %q is not a number", c.RingGroup, g.Gid)
+		return 0, errors.New("no such group (a group name or number)")
 	}
-	return gid, nil
+	gid, err := strconv.ParseUint(g.Gid, 10, 31)
+	if err != nil {
+		return 0, fmt.Errorf("group id %q is not a number", g.Gid)
+	}
+	return uint32(gid), nil
 }
 
 // Load builds the configuration from defaults, the --config file and the
@@ -280,6 +329,8 @@ func newFlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.Var(&c.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
 	fs.StringVar(&c.RingGroup, "ring-group", c.RingGroup, "readers' `group` (name or number) given the ring and its directory")
 	fs.StringVar(&c.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
+	fs.StringVar(&c.QuerySocket, "query-socket", c.QuerySocket, "local query socket `path` (empty: off)")
+	fs.StringVar(&c.QueryAnonymous, "query-anonymous", c.QueryAnonymous, "what network clients without a certificate or token read: none or all")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
 	fs.StringVar(&c.PIDFile, "pid-file", c.PIDFile, "write the serving process's pid to `path` (atomically, also after an upgrade)")

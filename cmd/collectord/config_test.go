@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -24,10 +25,13 @@ func TestExampleConfigIsDefaults(t *testing.T) {
 	}
 	want := Defaults()
 	if os.Geteuid() != 0 { // the example shows root's paths
-		want.Socket = "/run/collector.sock"
+		want.Socket, want.QuerySocket = "/run/collector.sock", "/run/collectord/query.sock"
 	}
 	want.resolveStorage()
-	if c != want {
+	if len(c.QueryAllGroups) == 0 {
+		c.QueryAllGroups = nil // the example's [] is the default's nil
+	}
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("example config = %+v\ndefaults       = %+v", c, want)
 	}
 }
@@ -89,6 +93,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"query_addr = \"0.0.0.0:7514\"\n", "query_addr \"0.0.0.0:7514\": not a loopback address"},
 		{"query_addr = \":7514\"\n", "query_addr \":7514\": not a loopback address"},
 		{"query_addr = \"192.0.2.1:7514\"\n", "query_tls_cert/query_tls_key"},
+		{"query_socket = \"query.sock\"\n", "query_socket \"query.sock\": must be an absolute path"},
+		{"query_socket = \"/" + strings.Repeat("s", 107) + "\"\n", "longer than the 107 bytes"},
+		{"query_anonymous = \"some\"\n", "query_anonymous \"some\": must be \"none\""},
+		{"query_all_groups = [\"0\", \"no-such-group-here\"]\n", "query_all_groups \"no-such-group-here\": no such group"},
 	} {
 		_, err := Load([]string{"--config", writeConfig(t, tc.body)})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

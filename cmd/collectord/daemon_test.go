@@ -19,6 +19,11 @@ func TestMain(m *testing.M) {
 	proctest.Main(m, nil)
 }
 
+// argsAnonymousAll makes the daemon answer TCP clients without a token or
+// certificate with every record: the tests of restarts, upgrades and load
+// query it as such clients do on a trusted host.
+var argsAnonymousAll = []string{"--query-anonymous", "all"}
+
 // TestStopStartContinues: SIGTERM stops the daemon cleanly with
 // everything it read published, and the next start continues the sequence.
 func TestStopStartContinues(t *testing.T) {
@@ -71,7 +76,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 	if err := os.WriteFile(d.Socket, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(proctest.Collectord(t), "--socket", d.Socket, "--ring", d.Ring, "--ring-size", "1MiB", "--query-addr", "", "--metrics-addr", "")
+	cmd := exec.Command(proctest.Collectord(t), "--socket", d.Socket, "--ring", d.Ring, "--ring-size", "1MiB", "--query-addr", "", "--query-socket", "", "--metrics-addr", "")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "not a socket") {
 		t.Fatalf("daemon on a regular file: %v\n%s", err, out)
@@ -86,7 +91,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 func TestSecondDaemonRefused(t *testing.T) {
 	dir := t.TempDir()
 	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{})
-	cmd := exec.Command(proctest.Collectord(t), "--socket", filepath.Join(dir, "other.sock"), "--ring", d.Ring, "--query-addr", "", "--metrics-addr", "")
+	cmd := exec.Command(proctest.Collectord(t), "--socket", filepath.Join(dir, "other.sock"), "--ring", d.Ring, "--query-addr", "", "--query-socket", "", "--metrics-addr", "")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "locked by another writer") {
 		t.Fatalf("second daemon: %v\n%s", err, out)

@@ -430,7 +430,7 @@ func TestForwardConfigErrors(t *testing.T) {
 			config := filepath.Join(t.TempDir(), "collectord.toml")
 			writeFile(t, config, tc.table)
 			cmd := exec.Command(bin, "--config", config, "--socket", filepath.Join(dir, "c.sock"), "--ring", filepath.Join(dir, "ring"),
-				"--query-addr", "", "--metrics-addr", "")
+				"--query-addr", "", "--query-socket", "", "--metrics-addr", "")
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
@@ -480,7 +480,7 @@ func startForwarding(t *testing.T, brokers []string, ringSize string, settings [
 	config := filepath.Join(f.dir, "collectord.toml")
 	writeFile(t, config, b.String())
 	f.opts = proctest.DaemonOptions{RingSize: ringSize, QueryAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Args: append([]string{"--config", config}, flags...)}
+		Args: append(append([]string{"--config", config}, argsAnonymousAll...), flags...)}
 	f.d = proctest.StartDaemon(t, f.dir, f.opts)
 	f.ring = openRing(t, f.d.Ring)
 	f.cursor = f.d.Ring + forward.CursorSuffix

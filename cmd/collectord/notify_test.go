@@ -32,7 +32,7 @@ func TestNotifySequence(t *testing.T) {
 	pidFile := filepath.Join(dir, "collectord.pid")
 	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{
 		QueryAddr: "127.0.0.1:0",
-		Args:      []string{"--pid-file", pidFile},
+		Args:      append([]string{"--pid-file", pidFile}, argsAnonymousAll...),
 		Env:       []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=200000"},
 		Shell:     `WATCHDOG_PID=$$ exec "$0" "$@"`,
 	})

@@ -62,7 +62,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	becomeSubreaper(t)
 	pidFile := filepath.Join(dir, "collectord.pid")
-	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{RingSize: "64MiB", QueryAddr: "127.0.0.1:0", Args: []string{"--pid-file", pidFile}})
+	d := proctest.StartDaemon(t, dir, proctest.DaemonOptions{RingSize: "64MiB", QueryAddr: "127.0.0.1:0", Args: append([]string{"--pid-file", pidFile}, argsAnonymousAll...)})
 	g := trackGenerations(t, d, pidFile)
 	addr := d.QueryAddr
 	ring := openRing(t, d.Ring)

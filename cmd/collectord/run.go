@@ -55,6 +55,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 		SyncInterval: time.Duration(cfg.SyncInterval),
 		FlushFrom:    cfg.flushFrom,
 		QueryAddr:    cfg.QueryAddr,
+		QuerySocket:  cfg.QuerySocket,
 		MetricsAddr:  cfg.MetricsAddr,
 		PIDFile:      cfg.PIDFile,
 		Forward:      cfg.forwardConfig(),
@@ -76,7 +77,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 // queryAccess reads the query server's TLS material and tokens. Errors
 // name the configuration key.
 func (c *Config) queryAccess(log *slog.Logger) (query.Options, error) {
-	var opts query.Options
+	opts := query.Options{AnonymousAll: c.QueryAnonymous == anonymousAll}
+	var err error
+	if opts.ReaderGroups, err = c.allGroups(); err != nil {
+		return opts, err
+	}
 	if c.QueryTLSCert != "" {
 		tc, err := access.ServerTLS(c.QueryTLSCert, c.QueryTLSKey, c.QueryTLSClientCA)
 		if err != nil {

@@ -54,10 +54,14 @@ func openDir(t *testing.T) string {
 }
 
 // startDaemon is proctest.StartDaemon with a query server on a free
-// loopback port unless o names another address: these tests ask it.
+// loopback port unless o names another address, which answers clients
+// without a token or certificate with every record (--query-anonymous all,
+// unless o.Args say otherwise): these tests ask it as such a client. The
+// access tests use the local socket.
 func startDaemon(t *testing.T, dir string, o proctest.DaemonOptions) *proctest.Daemon {
 	t.Helper()
 	o.QueryAddr = cmp.Or(o.QueryAddr, "127.0.0.1:0")
+	o.Args = append([]string{"--query-anonymous", "all"}, o.Args...)
 	return proctest.StartDaemon(t, dir, o)
 }
 

@@ -73,6 +73,12 @@ type Config struct {
 	FlushFrom string
 
 	QueryAddr string // "" disables the query server (unless a socket is passed)
+	// QuerySocket is the local query socket's path, a UNIX stream socket
+	// anyone may connect to; "" disables it (unless a socket is passed).
+	// On it, root, the daemon's user, the members of the ring file's
+	// group and of Query.ReaderGroups read every record, other users
+	// their own.
+	QuerySocket string
 	// QueryInsecure allows a query socket on an address other than
 	// loopback with neither Query.TLSConfig nor Query.Tokens set; without
 	// it Run refuses to start, whether it bound the socket or was passed it.
@@ -131,10 +137,11 @@ type daemon struct {
 	reader  *shmring.Reader // the published state, for queries and status
 	qs      *query.Server
 	metrics *http.Server
-	// qln and mln are the servers' own copies of the query and metrics
-	// sockets, closed to stop accepting while the sockets stay open.
-	qln, mln net.Listener
-	serving  sync.WaitGroup // Serve goroutines of qs and metrics
+	// qln, qlln and mln are the servers' own copies of the query (TCP and
+	// local) and metrics sockets, closed to stop accepting while the
+	// sockets stay open.
+	qln, qlln, mln net.Listener
+	serving        sync.WaitGroup // Serve goroutines of qs and metrics
 
 	stopStatus func() // stops statusLoop and waits for it; idempotent
 
@@ -247,7 +254,7 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	d.startForward()
 	d.log.Info("collectord ready", "socket", d.cfg.Socket, "query_addr", addrOf(d.socks.query),
-		"metrics_addr", addrOf(d.socks.metrics), "pid", os.Getpid())
+		"query_socket", addrOf(d.socks.queryLocal), "metrics_addr", addrOf(d.socks.metrics), "pid", os.Getpid())
 
 	bg, stopBG := context.WithCancel(ctx)
 	var bgDone sync.WaitGroup

@@ -14,26 +14,30 @@ import (
 	"github.com/collectord/collectord/internal/rundir"
 )
 
-// prepareDirs creates the ring's and the socket's directories if needed.
+// prepareDirs creates the ring's and the sockets' directories if needed.
 //
 // The ring's directory is limited to the daemon's user and the readers'
 // group when this daemon owns it, that is when it creates it now or when
 // systemd made it for it (RuntimeDirectory=, or StateDirectory= for a
-// ring on disk): mode 0750, or 0751 when the
-// datagram socket lives there too, so that every sender reaches the socket
-// but only readers can list the directory. A per-user daemon without a
+// ring on disk): mode 0750, or 0751 when the datagram socket or the local
+// query socket lives there too, so that every user reaches the socket but
+// only readers can list the directory. A per-user daemon without a
 // readers' group keeps its directory private (0700). A directory the
 // daemon does not own is left alone, with a warning if others may list it;
 // the ring file's own permission protects the records either way.
 func prepareDirs(cfg *Config, log *slog.Logger) error {
 	ringDir, sockDir := filepath.Dir(cfg.Ring), filepath.Dir(cfg.Socket)
+	queryDir := ""
+	if cfg.QuerySocket != "" {
+		queryDir = filepath.Dir(cfg.QuerySocket)
+	}
 	_, err := os.Lstat(ringDir)
 	ours := errors.Is(err, os.ErrNotExist) || isSystemdDirectory(ringDir)
 	mode := os.FileMode(0o750)
 	if os.Geteuid() != 0 && cfg.RingGroup == 0 {
 		mode = 0o700
 	}
-	if ringDir == sockDir && mode&0o070 != 0 {
+	if (ringDir == sockDir || ringDir == queryDir) && mode&0o070 != 0 {
 		mode |= 0o001
 	}
 	if err := rundir.Ensure(ringDir, mode); err != nil {
@@ -47,12 +51,16 @@ func prepareDirs(cfg *Config, log *slog.Logger) error {
 		log.Warn("the ring's directory may be listed by anyone; the ring file itself is protected by ring_mode",
 			"dir", ringDir, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
 	}
-	if sockDir != ringDir {
-		sockMode := os.FileMode(0o700)
-		if os.Geteuid() == 0 {
-			sockMode = 0o755
+	sockMode := os.FileMode(0o700)
+	if os.Geteuid() == 0 {
+		sockMode = 0o755
+	}
+	for _, dir := range []string{sockDir, queryDir} {
+		if dir != "" && dir != ringDir {
+			if err := rundir.Ensure(dir, sockMode); err != nil {
+				return err
+			}
 		}
-		return rundir.Ensure(sockDir, sockMode)
 	}
 	return nil
 }

@@ -5,12 +5,19 @@
 // # Sockets
 //
 // Each socket has a name: "ingest" (the datagram socket), "query" (the TCP
-// query listener) and "metrics" (the HTTP listener). They come, by name,
+// query listener), "query-local" (the local query socket, a UNIX stream
+// socket) and "metrics" (the HTTP listener). They come, by name,
 // from the first of: the previous process of an in-place upgrade; systemd
 // socket activation (LISTEN_FDS, LISTEN_FDNAMES, or systemd's fd store);
 // binding them here. A socket bound here is also put into systemd's fd
 // store (FDSTORE=1) when running under systemd, so that a plain restart gets
 // it back with whatever is queued on it.
+//
+// One query.Server serves both query sockets. On the local one, root, the
+// daemon's user and the members of the ring file's group (and of
+// Config.Query.ReaderGroups) read every record, other users their own. Its
+// file is 0666 and stays when the daemon stops (a client then gets
+// "connection refused"); the next start replaces it if nobody serves it.
 //
 // # Upgrade
 //

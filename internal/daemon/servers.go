@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 )
 
 func (d *daemon) startServers() error {
-	if d.socks.query != nil {
+	if d.socks.query != nil || d.socks.queryLocal != nil {
 		opts := d.cfg.Query
 		if opts.TracerProvider == nil {
 			opts.TracerProvider = d.cfg.TracerProvider
@@ -26,6 +27,7 @@ func (d *daemon) startServers() error {
 		if opts.Logger == nil {
 			opts.Logger = d.log.With("component", "query")
 		}
+		d.readers(&opts)
 		d.qs = query.NewServer(d.reader, opts)
 	}
 	if d.socks.metrics != nil {
@@ -37,12 +39,18 @@ func (d *daemon) startServers() error {
 // startAccepting makes the servers accept connections, each on its own
 // duplicate of its listening socket.
 func (d *daemon) startAccepting() error {
-	if d.qs != nil {
-		ln, err := dupListener(d.socks.query)
+	for _, q := range []struct {
+		sock net.Listener
+		dup  *net.Listener
+	}{{d.socks.query, &d.qln}, {d.socks.queryLocal, &d.qlln}} {
+		if d.qs == nil || q.sock == nil {
+			continue
+		}
+		ln, err := dupListener(q.sock)
 		if err != nil {
 			return fmt.Errorf("query server: %w", err)
 		}
-		d.qln = ln
+		*q.dup = ln
 		d.serving.Go(func() {
 			if err := d.qs.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				d.log.Error("query server", "err", err)
@@ -70,13 +78,13 @@ func (d *daemon) startAccepting() error {
 // new process of an upgrade): connections made from now on wait in the
 // listen backlog for whoever accepts next, rather than being refused.
 func (d *daemon) stopAccepting() {
-	for _, ln := range []net.Listener{d.qln, d.mln} {
+	for _, ln := range []net.Listener{d.qln, d.qlln, d.mln} {
 		if ln != nil {
 			ln.Close()
 		}
 	}
 	d.serving.Wait()
-	d.qln, d.mln = nil, nil
+	d.qln, d.qlln, d.mln = nil, nil, nil
 }
 
 // stopServers ends every query (followers get an end frame with their
@@ -94,7 +102,22 @@ func (d *daemon) stopServers(ctx context.Context) {
 	}
 	d.serving.Wait()
 	d.qs, d.metrics = nil, nil
-	d.qln, d.mln = nil, nil
+	d.qln, d.qlln, d.mln = nil, nil, nil
+}
+
+// readers adds to opts the local users who read every record, as they may
+// read the ring file: the daemon's own user, and the ring file's group
+// (ring_group, or the daemon's group when none is configured).
+func (d *daemon) readers(opts *query.Options) {
+	opts.ReaderUIDs = append(slices.Clone(opts.ReaderUIDs), uint32(os.Geteuid()))
+	opts.ReaderGroups = slices.Clone(opts.ReaderGroups)
+	if st, err := os.Stat(d.cfg.Ring); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			opts.ReaderGroups = append(opts.ReaderGroups, sys.Gid)
+		}
+	} else {
+		d.log.Warn("the ring's group cannot be read: only root, the daemon's user and query_all_groups read every record on the local socket", "err", err)
+	}
 }
 
 // dupListener returns a listener on a duplicate of l's descriptor. It

@@ -15,16 +15,18 @@ import (
 
 // Socket names, as in systemd's FileDescriptorName= and the upgrade handover.
 const (
-	NameIngest  = "ingest"
-	NameQuery   = "query"
-	NameMetrics = "metrics"
+	NameIngest     = "ingest"
+	NameQuery      = "query"       // TCP
+	NameQueryLocal = "query-local" // UNIX stream
+	NameMetrics    = "metrics"
 )
 
 // sockets are the daemon's listening sockets.
 type sockets struct {
-	ingest  *net.UnixConn
-	query   net.Listener // nil when disabled
-	metrics net.Listener // nil when disabled
+	ingest     *net.UnixConn
+	query      net.Listener // nil when disabled
+	queryLocal net.Listener // a *net.UnixListener; nil when disabled
+	metrics    net.Listener // nil when disabled
 	// bound names the sockets this process bound itself.
 	bound map[string]bool
 }
@@ -57,6 +59,8 @@ func acquireSockets(cfg *Config, files map[string]*os.File, log *slog.Logger) (*
 			}
 		case NameQuery:
 			s.query, err = net.FileListener(f)
+		case NameQueryLocal:
+			s.queryLocal, err = unixListener(f)
 		case NameMetrics:
 			s.metrics, err = net.FileListener(f)
 		default:
@@ -82,6 +86,12 @@ func acquireSockets(cfg *Config, files map[string]*os.File, log *slog.Logger) (*
 		}
 		s.bound[NameQuery] = true
 	}
+	if s.queryLocal == nil && cfg.QuerySocket != "" {
+		if s.queryLocal, err = listenLocal(cfg.QuerySocket); err != nil {
+			return nil, fmt.Errorf("local query socket: %w", err)
+		}
+		s.bound[NameQueryLocal] = true
+	}
 	if s.metrics == nil && cfg.MetricsAddr != "" {
 		if s.metrics, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("metrics server: %w", err)
@@ -98,6 +108,9 @@ func (s *sockets) named() []upgrade.NamedFile {
 	if l, ok := s.query.(*net.TCPListener); ok {
 		files = append(files, upgrade.NamedFile{Name: NameQuery, File: l})
 	}
+	if l, ok := s.queryLocal.(*net.UnixListener); ok {
+		files = append(files, upgrade.NamedFile{Name: NameQueryLocal, File: l})
+	}
 	if l, ok := s.metrics.(*net.TCPListener); ok {
 		files = append(files, upgrade.NamedFile{Name: NameMetrics, File: l})
 	}
@@ -112,6 +125,9 @@ func (s *sockets) close() {
 	}
 	if s.query != nil {
 		s.query.Close()
+	}
+	if s.queryLocal != nil {
+		s.queryLocal.Close()
 	}
 	if s.metrics != nil {
 		s.metrics.Close()

@@ -20,7 +20,8 @@ import (
 const StopTimeout = 10 * time.Second
 
 // DaemonOptions say how StartDaemon runs collectord. The zero value runs
-// it with a 1MiB ring, no query server and no metrics server.
+// it with a 1MiB ring, no query server (neither TCP nor local socket) and
+// no metrics server.
 type DaemonOptions struct {
 	// Binary is the collectord binary to run; default Collectord(t).
 	// Tests that need a special build get it from Binary.
@@ -33,6 +34,9 @@ type DaemonOptions struct {
 	// QueryAddr is --query-addr; default "", no query server.
 	// "127.0.0.1:0" picks a free port: Daemon.QueryAddr says which.
 	QueryAddr string
+	// QuerySocket is --query-socket, the local query socket's path;
+	// default "", none.
+	QuerySocket string
 	// MetricsAddr is --metrics-addr; default "", no metrics server.
 	MetricsAddr string
 	// Args are more flags, after those the fields above make: a flag
@@ -52,6 +56,7 @@ type Daemon struct {
 	Socket      string  // the datagram socket: "c.sock" in the daemon's directory
 	Ring        string  // the ring file
 	QueryAddr   string  // the query server's address, from the ready line; "" if none
+	QuerySocket string  // the local query socket's path, from the ready line; "" if none
 	MetricsAddr string  // the metrics server's address, from the ready line; "" if none
 	Logs        *Output // its stderr (JSON log lines), line by line
 
@@ -65,6 +70,7 @@ type Daemon struct {
 type readyLine struct {
 	Msg         string `json:"msg"`
 	QueryAddr   string `json:"query_addr"`
+	QuerySocket string `json:"query_socket"`
 	MetricsAddr string `json:"metrics_addr"`
 }
 
@@ -86,7 +92,7 @@ func StartDaemon(t testing.TB, dir string, o DaemonOptions) *Daemon {
 		done:   make(chan struct{}),
 	}
 	args := append([]string{"--socket", d.Socket, "--ring", d.Ring, "--ring-size", cmp.Or(o.RingSize, "1MiB"),
-		"--query-addr", o.QueryAddr, "--metrics-addr", o.MetricsAddr}, o.Args...)
+		"--query-addr", o.QueryAddr, "--query-socket", o.QuerySocket, "--metrics-addr", o.MetricsAddr}, o.Args...)
 	if o.Shell != "" {
 		d.cmd = exec.Command("sh", append([]string{"-c", o.Shell, bin}, args...)...)
 	} else {
@@ -143,11 +149,11 @@ func StartDaemon(t testing.TB, dir string, o DaemonOptions) *Daemon {
 			<-d.done
 			t.Fatalf("collectord did not become ready (%v):\n%s", d.err, d.Logs)
 		}
-		if (o.QueryAddr != "" && l.QueryAddr == "") || (o.MetricsAddr != "" && l.MetricsAddr == "") {
-			t.Fatalf("collectord is ready without the query server on %q or the metrics server on %q it was given:\n%s",
-				o.QueryAddr, o.MetricsAddr, d.Logs)
+		if (o.QueryAddr != "" && l.QueryAddr == "") || (o.QuerySocket != "" && l.QuerySocket == "") || (o.MetricsAddr != "" && l.MetricsAddr == "") {
+			t.Fatalf("collectord is ready without the query server on %q and %q or the metrics server on %q it was given:\n%s",
+				o.QueryAddr, o.QuerySocket, o.MetricsAddr, d.Logs)
 		}
-		d.QueryAddr, d.MetricsAddr = l.QueryAddr, l.MetricsAddr
+		d.QueryAddr, d.QuerySocket, d.MetricsAddr = l.QueryAddr, l.QuerySocket, l.MetricsAddr
 	case <-time.After(Timeout):
 		t.Fatalf("collectord not ready after %v:\n%s", Timeout, d.Logs)
 	}

@@ -2,7 +2,8 @@
 // so that the daemon and logctl agree without configuration.
 //
 // As root: the datagram socket is /run/collector.sock and everything else
-// lives in /run/collectord. As any other user: everything lives in
+// (the ring, the local query socket query.sock) lives in /run/collectord.
+// As any other user: everything lives in
 // $XDG_RUNTIME_DIR/collectord, or, without XDG_RUNTIME_DIR, in a private
 // directory /tmp/collectord-UID that must be owned by that user.
 //

@@ -36,6 +36,10 @@ func Socket() string {
 // Ring returns the default ring file path.
 func Ring() string { return filepath.Join(Dir(), "ring") }
 
+// QuerySocket returns the default path of the local query socket, which
+// logctl asks before the TCP address.
+func QuerySocket() string { return filepath.Join(Dir(), "query.sock") }
+
 // Ensure creates dir (and its parents) if needed. A directory that already
 // exists must be owned by the current user unless we are root, so that a
 // directory another user made in /tmp cannot capture our socket or ring.

@@ -256,7 +256,7 @@ func (b *bench) start(bin, ringPath, ringSize string) (int, error) {
 		return 0, err
 	}
 	cmd := exec.Command(bin, "--socket", b.socket, "--ring", ringPath, "--ring-size", ringSize,
-		"--query-addr", "127.0.0.1:0", "--metrics-addr", "", "--pid-file", b.pidFile)
+		"--query-addr", "127.0.0.1:0", "--query-anonymous", "all", "--query-socket", "", "--metrics-addr", "", "--pid-file", b.pidFile)
 	cmd.Stderr = pw // every generation inherits it
 	if err := cmd.Start(); err != nil {
 		return 0, err
