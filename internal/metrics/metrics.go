@@ -143,13 +143,19 @@ var (
 		"Time from the arrival of a batch holding a record of priority crit, alert or emerg to the ring being synced with it.", nil, nil)
 
 	descConnsOpen = prometheus.NewDesc("collectord_query_connections",
-		"Query connections being served.", nil, nil)
+		"Query connections open, in their handshake or past it.", nil, nil)
 	descConnsTotal = prometheus.NewDesc("collectord_query_connections_total",
 		"Query connections accepted.", nil, nil)
 	descConnsRejected = prometheus.NewDesc("collectord_query_connections_rejected_total",
 		"Query connections refused with busy because the server was full.", nil, nil)
+	descHandshakes = prometheus.NewDesc("collectord_query_handshakes",
+		"Query connections in their handshake (TLS and hello) now.", nil, nil)
+	descHandshakesDropped = prometheus.NewDesc("collectord_query_handshakes_dropped_total",
+		"TCP query connections closed in their handshake to admit a newer one: the handshake budget was full.", nil, nil)
+	descConnsRejectedUID = prometheus.NewDesc("collectord_query_uid_limit_rejected_total",
+		"Local query connections refused because their user held the most connections one user may.", nil, nil)
 	descAuthFailures = prometheus.NewDesc("collectord_query_auth_failures_total",
-		"Query connections refused for their credentials: a failed TLS handshake (tls) or a missing or wrong token (token).", []string{"reason"}, nil)
+		"Query connections refused for their credentials: a failed TLS handshake (tls), a missing or wrong token (token), or a TCP client that proved nothing (anonymous).", []string{"reason"}, nil)
 	descRequests = prometheus.NewDesc("collectord_query_requests_total",
 		"Query requests by kind (latest, after, follow) and result.", []string{"kind", "result"}, nil)
 	descDuration = prometheus.NewDesc("collectord_query_request_duration_seconds",
@@ -213,8 +219,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descConnsOpen, float64(s.ConnsOpen))
 		counter(descConnsTotal, float64(s.ConnsTotal))
 		counter(descConnsRejected, float64(s.ConnsRejected))
+		gauge(descHandshakes, float64(s.Handshakes))
+		counter(descHandshakesDropped, float64(s.HandshakesDropped))
+		counter(descConnsRejectedUID, float64(s.ConnsRejectedUID))
 		counter(descAuthFailures, float64(s.AuthFailuresTLS), "tls")
 		counter(descAuthFailures, float64(s.AuthFailuresToken), "token")
+		counter(descAuthFailures, float64(s.AuthFailuresAnonymous), "anonymous")
 		for i := range query.NumKinds {
 			k := query.Kind(i)
 			kind := k.String()

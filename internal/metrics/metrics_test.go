@@ -31,7 +31,8 @@ func testSources() Sources {
 			return shmring.Stats{Size: 1 << 20, Records: 8192, Head: 101, Oldest: 11, BytesUsed: 5000}
 		},
 		Query: func() query.ServerStats {
-			s := query.ServerStats{ConnsOpen: 2, ConnsTotal: 9, RecordsSent: 300, AuthFailuresTLS: 4, AuthFailuresToken: 6}
+			s := query.ServerStats{ConnsOpen: 2, ConnsTotal: 9, RecordsSent: 300, AuthFailuresTLS: 4, AuthFailuresToken: 6,
+				AuthFailuresAnonymous: 8, Handshakes: 1, HandshakesDropped: 11, ConnsRejectedUID: 12}
 			s.Requests[query.KindLatest].OK = 5
 			d := &s.Durations[query.KindLatest]
 			d.Count, d.Sum = 5, 0.01
@@ -93,6 +94,10 @@ func TestMetricsExposition(t *testing.T) {
 		`collectord_query_connections 2`,
 		`collectord_query_auth_failures_total{reason="tls"} 4`,
 		`collectord_query_auth_failures_total{reason="token"} 6`,
+		`collectord_query_auth_failures_total{reason="anonymous"} 8`,
+		`collectord_query_handshakes 1`,
+		`collectord_query_handshakes_dropped_total 11`,
+		`collectord_query_uid_limit_rejected_total 12`,
 		`collectord_query_requests_total{kind="latest",result="ok"} 5`,
 		`collectord_query_request_duration_seconds_count{kind="latest"} 5`,
 		`collectord_query_records_sent_total 300`,
