@@ -20,7 +20,8 @@ type Handler struct {
 	// Lost reports that lost records were overwritten (or damaged) before
 	// they could be read; the response continues with sequence number
 	// next. Records before next that were neither delivered nor lost did
-	// not match the filter.
+	// not match the filter. lost is 0 for a query over one user's records
+	// (OwnRecords), whose count would include other users' records.
 	Lost func(lost, next uint64) error
 	// Flush marks the end of a burst: Run calls it when a follow has
 	// delivered every record published so far and is about to wait for

@@ -289,15 +289,16 @@ func lostBody(lost, next uint64) [lostBodySize]byte {
 }
 
 // ParseLost parses the body of an L frame: how many records were lost and
-// the sequence number the stream continues from. Both must be at least 1.
-// An error wraps ErrProtocol.
+// the sequence number the stream continues from. next must be at least 1;
+// lost is 0 when the server does not say how many (a query over one
+// user's records: see Access). An error wraps ErrProtocol.
 func ParseLost(body []byte) (lost, next uint64, err error) {
 	if len(body) != lostBodySize {
 		return 0, 0, protocolErrorf("lost frame body of %d bytes, want %d", len(body), lostBodySize)
 	}
 	lost = binary.LittleEndian.Uint64(body)
 	next = binary.LittleEndian.Uint64(body[8:])
-	if lost == 0 || next == 0 {
+	if next == 0 {
 		return 0, 0, protocolErrorf("lost frame with lost %d, next %d", lost, next)
 	}
 	return lost, next, nil
