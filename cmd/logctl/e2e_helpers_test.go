@@ -56,11 +56,12 @@ func openDir(t *testing.T) string {
 // startDaemon is proctest.StartDaemon with a query server on a free
 // loopback port unless o names another address, which answers clients
 // without a token or certificate with every record (--query-anonymous all,
-// unless o.Args say otherwise): these tests ask it as such a client. The
-// access tests use the local socket.
+// unless o.Args say otherwise): these tests ask it as such a client. It
+// serves its local socket too, query.sock in dir unless o names another.
 func startDaemon(t *testing.T, dir string, o proctest.DaemonOptions) *proctest.Daemon {
 	t.Helper()
 	o.QueryAddr = cmp.Or(o.QueryAddr, "127.0.0.1:0")
+	o.QuerySocket = cmp.Or(o.QuerySocket, filepath.Join(dir, "query.sock"))
 	o.Args = append([]string{"--query-anonymous", "all"}, o.Args...)
 	return proctest.StartDaemon(t, dir, o)
 }
@@ -80,11 +81,20 @@ func logctl(t *testing.T, args ...string) result {
 // logctlAs runs logctl with the given credentials (nil: ours).
 func logctlAs(t *testing.T, cred *syscall.Credential, args ...string) result {
 	t.Helper()
+	return logctlEnv(t, cred, nil, args...)
+}
+
+// logctlEnv is logctlAs with env added to our environment.
+func logctlEnv(t *testing.T, cred *syscall.Credential, env []string, args ...string) result {
+	t.Helper()
 	bin := proctest.Logctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -183,8 +193,15 @@ type follower struct {
 // streams its stdout lines. The test's cleanup kills it if still running.
 func startFollower(t *testing.T, args ...string) *follower {
 	t.Helper()
+	return startFollowerAs(t, nil, args...)
+}
+
+// startFollowerAs is startFollower with the given credentials (nil: ours).
+func startFollowerAs(t *testing.T, cred *syscall.Credential, args ...string) *follower {
+	t.Helper()
 	f := &follower{lines: make(chan string, 4096), stderr: new(proctest.Output), done: make(chan struct{})}
 	f.cmd = exec.Command(proctest.Logctl(t), args...)
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	f.cmd.Stderr = f.stderr
 	stdout, err := f.cmd.StdoutPipe()
 	if err != nil {

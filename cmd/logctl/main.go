@@ -2,8 +2,13 @@
 //
 //	logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]
 //	logctl stats [--metrics-addr HOST:PORT] [--interval D]
-//	logctl tail [-n N] [-f] [filters] [-o short|short-iso|json|raw] [--addr HOST:PORT | --ring PATH]
+//	logctl tail [-n N|all] [-f] [filters] [-o short|short-iso|json|raw]
+//	            [--addr unix:PATH | --addr HOST:PORT | --ring PATH [--own]]
 //	            [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE]
+//
+// tail asks the daemon's local socket unless --addr or --ring says
+// otherwise: there a user outside the readers' groups sees only the
+// records their own processes sent.
 //
 // Run "logctl COMMAND -h" for a command's flags.
 package main

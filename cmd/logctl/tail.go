@@ -29,8 +29,9 @@ type tailOptions struct {
 	req        query.Request
 	follow     bool
 	showCursor bool
-	addr       string
+	addr       string // unix:PATH or host:port
 	ring       string
+	own        bool // with ring: only the caller's own records
 	out        formatter
 	tracer     trace.TracerProvider // spans for server queries; nil: none
 	tls        *tls.Config          // nil: plain TCP
@@ -55,7 +56,8 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &tailOptions{}
-	n := fs.Int64("n", 10, "show the latest `N` matching records")
+	n := countFlag(10)
+	fs.Var(&n, "n", "show the latest `N` matching records (all: every one the ring holds)")
 	fs.BoolVar(&o.follow, "f", false, "follow: keep printing records as they arrive")
 	fs.BoolVar(&o.follow, "follow", false, "same as -f")
 	since := fs.String("since", "", "records received at or after `TIME` (RFC 3339, or relative like 10m, 2h, 1d)")
@@ -75,15 +77,16 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	after := fs.String("after-cursor", "", "start after `CURSOR` (as printed by --show-cursor)")
 	fs.BoolVar(&o.showCursor, "show-cursor", false, "print the cursor after the last record")
 	output := fs.String("o", "short", "output `format`: short, short-iso, json, raw")
-	fs.StringVar(&o.addr, "addr", rundir.QueryAddr, "collectord query server `host:port`")
+	fs.StringVar(&o.addr, "addr", "", "collectord's query server: `unix:PATH` (default: the local socket, "+strings.Join(rundir.QuerySockets(), " or ")+") or HOST:PORT (TCP)")
 	fs.StringVar(&o.ring, "ring", "", "read this ring `file` directly instead of asking the daemon")
+	fs.BoolVar(&o.own, "own", false, "with --ring: only the records your own processes sent, as the daemon shows them to users outside the readers' groups")
 	useTLS := fs.Bool("tls", false, "speak TLS to the query server, trusting the system's CAs (implied by the --tls-* flags)")
 	tlsCA := fs.String("tls-ca", "", "trust the CA certificates in `file` (PEM) for the query server's certificate")
 	tlsCert := fs.String("tls-cert", "", "present the client certificate in `file` (PEM; mutual TLS)")
 	tlsKey := fs.String("tls-key", "", "the client certificate's key `file` (PEM)")
 	tokenFile := fs.String("token-file", "", "send the bearer token in `file` (its first line) to the query server")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: logctl tail [-n N] [-f] [filters] [-o FORMAT] [--addr HOST:PORT [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE] | --ring PATH]")
+		fmt.Fprintln(stderr, "usage: logctl tail [-n N|all] [-f] [filters] [-o FORMAT] [--addr unix:PATH | --addr HOST:PORT [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE] | --ring PATH [--own]]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +103,12 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	if setFlags["ring"] && setFlags["addr"] {
 		return nil, usageError{errors.New("--ring and --addr: give one or the other")}
 	}
+	if o.own && o.ring == "" {
+		return nil, usageError{errors.New("--own is for --ring: over a socket the daemon decides what you see")}
+	}
+	if o.addr == "" {
+		o.addr = query.UnixPrefix + localSocket()
+	}
 	if err := o.parseAccess(setFlags, *useTLS, *tlsCA, *tlsCert, *tlsKey, *tokenFile, stderr); err != nil {
 		return nil, err
 	}
@@ -107,10 +116,7 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	if o.out.format, err = parseOutput(*output); err != nil {
 		return nil, usageError{err}
 	}
-	if *n < 0 {
-		return nil, usageError{fmt.Errorf("-n %d: must not be negative", *n)}
-	}
-	o.req.N = n
+	o.req.N = new(int64(n))
 	if *after != "" {
 		c, err := strconv.ParseUint(strings.TrimPrefix(*after, "s="), 10, 64)
 		if err != nil {
@@ -129,7 +135,7 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 		return nil, usageError{fmt.Errorf("--until: %w", err)}
 	}
 	if o.req.Filter.Since != 0 && !setFlags["n"] && o.req.After == nil {
-		o.req.N = new(int64(1_000_000)) // --since alone shows the whole range
+		o.req.N = new(int64(query.NoMaxN)) // --since alone shows the whole range
 	}
 	if prio != "" {
 		sev, err := record.ParseSeverity(prio)
@@ -173,6 +179,9 @@ func (o *tailOptions) parseAccess(set map[string]bool, useTLS bool, ca, cert, ke
 	if o.ring != "" && (tlsSet || tokenFile != "") {
 		return usageError{errors.New("--ring reads the file directly: --tls, --tls-ca, --tls-cert, --tls-key and --token-file are for the query server")}
 	}
+	if tlsSet && (!set["addr"] || strings.HasPrefix(o.addr, query.UnixPrefix)) {
+		return usageError{errors.New("--tls, --tls-ca, --tls-cert and --tls-key are for TCP: give --addr HOST:PORT")}
+	}
 	if (cert == "") != (key == "") {
 		return usageError{errors.New("--tls-cert and --tls-key: give both or neither")}
 	}
@@ -194,6 +203,46 @@ func (o *tailOptions) parseAccess(set map[string]bool, useTLS bool, ca, cert, ke
 		o.token = tok
 	}
 	return nil
+}
+
+// countFlag is -n: a count of records, or "all" (query.NoMaxN: as many as
+// the ring holds).
+type countFlag int64
+
+func (c countFlag) String() string {
+	if c == query.NoMaxN {
+		return "all"
+	}
+	return strconv.FormatInt(int64(c), 10)
+}
+
+func (c *countFlag) Set(s string) error {
+	if s == "all" {
+		*c = query.NoMaxN
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil:
+		return errors.New("want a number or all")
+	case n < 0:
+		return errors.New("must not be negative")
+	}
+	*c = countFlag(n)
+	return nil
+}
+
+// localSocket returns the local query socket to ask: the first of
+// rundir.QuerySockets that is a socket, else the last (whose absence the
+// error will then name).
+func localSocket() string {
+	socks := rundir.QuerySockets()
+	for _, s := range socks {
+		if st, err := os.Stat(s); err == nil && st.Mode().Type() == os.ModeSocket {
+			return s
+		}
+	}
+	return socks[len(socks)-1]
 }
 
 // parseWhen parses an RFC 3339 time or a duration before now ("10m",
@@ -223,8 +272,13 @@ func parseWhen(s string, now time.Time) (int64, error) {
 
 // wantColor: colour only on a terminal, and never with NO_COLOR set.
 func wantColor(w io.Writer) bool {
+	return os.Getenv("NO_COLOR") == "" && isTerminal(w)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok || os.Getenv("NO_COLOR") != "" {
+	if !ok {
 		return false
 	}
 	st, err := f.Stat()
@@ -270,7 +324,13 @@ func (p *printer) handler() query.Handler {
 			if err := p.out.Flush(); err != nil {
 				return outputError{err}
 			}
-			fmt.Fprintf(p.stderr, "logctl: %d records lost (overwritten before they were read); continuing at %d\n", lost, next)
+			if lost == 0 {
+				// Only one's own records are shown, and the count would
+				// include others'.
+				fmt.Fprintf(p.stderr, "logctl: records were overwritten before they were read (how many of them were yours is not known); continuing at %d\n", next)
+			} else {
+				fmt.Fprintf(p.stderr, "logctl: %d records lost (overwritten before they were read); continuing at %d\n", lost, next)
+			}
 			p.pos = next - 1
 			return nil
 		},
@@ -341,7 +401,11 @@ func tailRing(ctx context.Context, o *tailOptions, p *printer) (query.End, error
 		return query.End{}, err
 	}
 	defer r.Close()
-	return query.Run(ctx, r, o.req, p.handler())
+	access := query.AllRecords()
+	if o.own {
+		access = query.OwnRecords(uint32(os.Getuid()))
+	}
+	return query.RunAs(ctx, r, access, o.req, p.handler())
 }
 
 // Reconnection backoff: exponential with full jitter.
@@ -397,6 +461,12 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 			ringID = h.RingID
 			if startHead == 0 {
 				startHead = h.Head
+				if h.Access == query.AccessOwnName && h.UID != nil && isTerminal(p.stderr) {
+					fmt.Fprintf(p.stderr, "logctl: showing only the records of your own processes (uid %d); the daemon's readers' groups see every record\n", *h.UID)
+				}
+			}
+			if req.N != nil && h.MaxN > 0 && *req.N > h.MaxN {
+				req.N = new(h.MaxN) // an older server, which refuses more
 			}
 			return c.Query(ctx, req, p.handler())
 		}()

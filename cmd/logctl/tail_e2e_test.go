@@ -68,11 +68,12 @@ func span(s []uint64) string {
 }
 
 // TestTailLatestN: `tail -n N` prints exactly the latest N records, oldest
-// first, before and after the ring wrapped, over TCP and with --ring; more
-// than the ring holds gives everything it holds.
+// first, before and after the ring wrapped, over TCP, over the local socket
+// and with --ring; more than the ring holds (-n all, -n 10000000) gives
+// everything it holds, the same everywhere.
 func TestTailLatestN(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), proctest.DaemonOptions{RingSize: "256KiB"}) // holds 2048 records
-	sources := map[string][]string{"tcp": {"--addr", d.QueryAddr}, "ring": {"--ring", d.Ring}}
+	sources := map[string][]string{"tcp": {"--addr", d.QueryAddr}, "local": {"--addr", query.UnixPrefix + d.QuerySocket}, "ring": {"--ring", d.Ring}}
 	// check runs tail -n n (n < 0: without -n, which means 10).
 	check := func(n int64) {
 		t.Helper()
@@ -105,8 +106,21 @@ func TestTailLatestN(t *testing.T) {
 		t.Fatalf("ring did not wrap: it holds %d..%d", oldest, head-1)
 	}
 	held := int64(head - oldest)
-	for _, n := range []int64{-1, 0, 1, 10, held - 1, held, held + 1, 10_000_000} {
+	for _, n := range []int64{-1, 0, 1, 10, held - 1, held, held + 1} {
 		check(n)
+	}
+	var first string
+	for _, n := range []string{"all", "10000000"} {
+		for name, src := range sources {
+			out := ok(t, append([]string{"tail", "-o", "json", "-n", n}, src...)...)
+			recs, _ := parseJSON(t, out)
+			checkNumbered(t, fmt.Sprintf("%s -n %s (ring holds %d..%d)", name, n, oldest, head-1), recs, seqRange(oldest, head))
+			if first == "" {
+				first = out
+			} else if out != first {
+				t.Errorf("%s -n %s printed other lines than the first source", name, n)
+			}
+		}
 	}
 }
 

@@ -5,7 +5,9 @@
 // (the ring, the local query socket query.sock) lives in /run/collectord.
 // As any other user: everything lives in
 // $XDG_RUNTIME_DIR/collectord, or, without XDG_RUNTIME_DIR, in a private
-// directory /tmp/collectord-UID that must be owned by that user.
+// directory /tmp/collectord-UID that must be owned by that user. A client
+// run by such a user asks that user's own daemon if one serves there, and
+// root's otherwise (QuerySockets).
 //
 // A ring kept on a disk (storage = "persistent") lives in StateDir:
 // /var/lib/collectord as root, $XDG_STATE_HOME/collectord (or

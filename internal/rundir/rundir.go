@@ -36,9 +36,22 @@ func Socket() string {
 // Ring returns the default ring file path.
 func Ring() string { return filepath.Join(Dir(), "ring") }
 
-// QuerySocket returns the default path of the local query socket, which
-// logctl asks before the TCP address.
+// QuerySocket returns the default path of the daemon's local query socket.
 func QuerySocket() string { return filepath.Join(Dir(), "query.sock") }
+
+// SystemQuerySocket is root's daemon's local query socket.
+const SystemQuerySocket = "/run/collectord/query.sock"
+
+// QuerySockets lists the local query sockets a client on this host may
+// ask, the most specific first: as root, SystemQuerySocket; as any other
+// user, the socket of a daemon of their own (QuerySocket), then the
+// system's.
+func QuerySockets() []string {
+	if os.Geteuid() == 0 {
+		return []string{SystemQuerySocket}
+	}
+	return []string{QuerySocket(), SystemQuerySocket}
+}
 
 // Ensure creates dir (and its parents) if needed. A directory that already
 // exists must be owned by the current user unless we are root, so that a
