@@ -19,6 +19,7 @@ import (
 	"github.com/collectord/collectord/internal/daemon"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/bytesize"
+	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/shmring"
 )
 
@@ -56,6 +57,12 @@ type Config struct {
 	// QueryAllGroups are groups (names or numbers) whose members read every
 	// record on the local query socket, besides the ring's group.
 	QueryAllGroups []string `toml:"query_all_groups"`
+	// QueryMaxHandshakes is the query server's budget of TCP connections
+	// still in their handshake (query.Options.MaxHandshakes).
+	QueryMaxHandshakes int `toml:"query_max_handshakes"`
+	// QueryMaxConnsPerUID is how many local socket connections one user
+	// may hold (query.Options.MaxConnsPerUID).
+	QueryMaxConnsPerUID int `toml:"query_max_conns_per_uid"`
 
 	Kafka *KafkaConfig `toml:"kafka"` // nil: no forwarding
 
@@ -84,12 +91,14 @@ func Defaults() Config {
 
 		SyncInterval: Duration(daemon.DefaultSyncInterval),
 
-		RateLimitInterval: Duration(30 * time.Second),
-		QueryAddr:         rundir.QueryAddr,
-		QuerySocket:       rundir.QuerySocket(),
-		QueryAnonymous:    anonymousNone,
-		MetricsAddr:       rundir.MetricsAddr,
-		LogLevel:          "info",
+		RateLimitInterval:   Duration(30 * time.Second),
+		QueryAddr:           rundir.QueryAddr,
+		QuerySocket:         rundir.QuerySocket(),
+		QueryAnonymous:      anonymousNone,
+		QueryMaxHandshakes:  query.DefaultMaxHandshakes,
+		QueryMaxConnsPerUID: query.DefaultMaxConnsPerUID,
+		MetricsAddr:         rundir.MetricsAddr,
+		LogLevel:            "info",
 	}
 }
 
@@ -136,6 +145,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("query_socket %q: longer than the %d bytes a UNIX socket path may have", c.QuerySocket, maxSocketPath)
 	case c.QueryAnonymous != anonymousNone && c.QueryAnonymous != anonymousAll:
 		return fmt.Errorf("query_anonymous %q: must be %q (refuse network clients without a certificate or token) or %q (show them every record)", c.QueryAnonymous, anonymousNone, anonymousAll)
+	case c.QueryMaxHandshakes < 1 || c.QueryMaxHandshakes > maxQueryHandshakes:
+		return fmt.Errorf("query_max_handshakes %d: must be between 1 and %d", c.QueryMaxHandshakes, maxQueryHandshakes)
+	case c.QueryMaxConnsPerUID < 1 || c.QueryMaxConnsPerUID > query.DefaultMaxConns:
+		return fmt.Errorf("query_max_conns_per_uid %d: must be between 1 and %d (all the connections the server serves)", c.QueryMaxConnsPerUID, query.DefaultMaxConns)
 	case c.SocketMode > 0o777:
 		return fmt.Errorf("socket_mode %o: must be a permission between 0 and 0777", c.SocketMode)
 	case c.RecvBuffer < 4096 || c.RecvBuffer > 1<<30:
@@ -208,6 +221,10 @@ func (c *Config) queryGuard() access.Guard {
 
 // maxSocketPath is the longest path a UNIX socket may be bound to.
 const maxSocketPath = 107
+
+// maxQueryHandshakes bounds query_max_handshakes: each such connection
+// holds a descriptor and a goroutine.
+const maxQueryHandshakes = 4096
 
 // The values of query_anonymous.
 const (

@@ -97,6 +97,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"query_socket = \"/" + strings.Repeat("s", 107) + "\"\n", "longer than the 107 bytes"},
 		{"query_anonymous = \"some\"\n", "query_anonymous \"some\": must be \"none\""},
 		{"query_all_groups = [\"0\", \"no-such-group-here\"]\n", "query_all_groups \"no-such-group-here\": no such group"},
+		{"query_max_handshakes = 0\n", "query_max_handshakes 0: must be between 1 and 4096"},
+		{"query_max_handshakes = 100000\n", "query_max_handshakes 100000: must be between 1 and 4096"},
+		{"query_max_conns_per_uid = -1\n", "query_max_conns_per_uid -1: must be between 1 and 256"},
+		{"query_max_conns_per_uid = 257\n", "query_max_conns_per_uid 257"},
 	} {
 		_, err := Load([]string{"--config", writeConfig(t, tc.body)})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -77,7 +77,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan struct
 // queryAccess reads the query server's TLS material and tokens. Errors
 // name the configuration key.
 func (c *Config) queryAccess(log *slog.Logger) (query.Options, error) {
-	opts := query.Options{AnonymousAll: c.QueryAnonymous == anonymousAll}
+	opts := query.Options{AnonymousAll: c.QueryAnonymous == anonymousAll,
+		MaxHandshakes: c.QueryMaxHandshakes, MaxConnsPerUID: c.QueryMaxConnsPerUID}
 	var err error
 	if opts.ReaderGroups, err = c.allGroups(); err != nil {
 		return opts, err
