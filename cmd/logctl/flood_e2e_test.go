@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,15 +57,7 @@ func TestTailUnderFlood(t *testing.T) {
 		t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) })
 	}
 	dir := openDir(t)
-	const secret = "0123456789abcdef-flood\n"
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "collectord.toml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, "query_token_file = %q\nquery_max_conns_per_uid = %d\n", token, floodPerUID), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	token, config := tokenConfig(t, dir, "0123456789abcdef-flood\n", fmt.Sprintf("query_max_conns_per_uid = %d\n", floodPerUID))
 	d := startDaemon(t, dir, proctest.DaemonOptions{Args: []string{"--config", config, "--query-anonymous", "none"}})
 	defer d.Stop(t)
 	local := query.UnixPrefix + d.QuerySocket

@@ -42,6 +42,20 @@ type stored struct {
 	err bool // sent with priority err, the others info
 }
 
+// tokenConfig writes a token file holding secret and a daemon
+// configuration naming it, with more lines after; it returns both paths.
+func tokenConfig(t *testing.T, dir, secret, more string) (token, config string) {
+	t.Helper()
+	token, config = filepath.Join(dir, "token"), filepath.Join(dir, "collectord.toml")
+	if err := os.WriteFile(token, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, fmt.Appendf(nil, "query_token_file = %q\n%s", token, more), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return token, config
+}
+
 // sendAs runs `logctl send` as cred (nil: root) with msgs on its standard
 // input and waits until the daemon stored them; it returns the first's
 // sequence number.
@@ -75,14 +89,7 @@ func TestTailSeesOwnRecords(t *testing.T) {
 	}
 	dir := openDir(t)
 	const secret = "0123456789abcdef-own\n"
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "collectord.toml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf("query_token_file = %q\n", token)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, config := tokenConfig(t, dir, secret, "")
 	// The local socket is where a user's own daemon would serve it, so
 	// that logctl run with XDG_RUNTIME_DIR=xdg asks it by default.
 	xdg := filepath.Join(dir, "xdg")
