@@ -17,6 +17,15 @@
 # root, else 0), BENCH_TMPDIR (where the socket and ring go: /dev/shm when
 # writable, else TMPDIR). The defaults, with logctl's own connection, stay
 # under the server's 256 connections, so that logctl is not refused busy.
+# FLOOD (0) adds connections that never say hello (internal/flood: half
+# silent, half two bytes of a header, each reopened a second after the
+# server drops it) and HOLD (0) `logctl tail -f` processes of HOLD_UID
+# (65534) on the local socket, the daemon's per-user cap set to HOLD; with
+# either, logctl's runs take turns over TCP with a token and over the local
+# socket. The issue's case ("fair shares": 2,000 stalled connections and
+# one user at its cap, nothing else):
+#
+#   IDLE=0 HALF_OPEN=0 SLOWLORIS=0 STALLED=0 FLOOD=2000 HOLD=16 TAIL_N=5 bench/abuse/run.sh
 #
 # What it does, with binaries built from this checkout (no race detector):
 # collectord on a fresh 256 MiB ring with the default limits (handshake
@@ -50,6 +59,10 @@ STALLED=${STALLED:-8}
 TAILS=${TAILS:-3}
 TAIL_EVERY=${TAIL_EVERY:-200ms}
 NICE=${NICE:-$(default_nice)}
+FLOOD=${FLOOD:-0}
+HOLD=${HOLD:-0}
+HOLD_UID=${HOLD_UID:-65534}
+TAIL_N=${TAIL_N:-100}
 
 bench_init collectord-abuse
 
@@ -60,15 +73,26 @@ mkdir -p "$BIN"
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 
 SOCK=$WORK/c.sock RING=$WORK/ring
+daemon_args=(--query-anonymous all)
+fair=()
+if ((FLOOD > 0 || HOLD > 0)); then
+	# Operators prove themselves over TCP with a token; HOLD_UID must
+	# reach logctl and the local socket.
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token"
+	printf 'query_token_file = "%s"\nquery_max_conns_per_uid = %d\n' "$WORK/token" "$((HOLD > 0 ? HOLD : 16))" >"$WORK/collectord.toml"
+	daemon_args=(--config "$WORK/collectord.toml" --query-anonymous none)
+	fair=(-flood "$FLOOD" -token-file "$WORK/token" -local "$WORK/query.sock" -hold "$HOLD" -hold-uid "$HOLD_UID")
+	chmod 0755 "$WORK" "$BIN"
+fi
 start_collectord "$WORK/log" nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size 256MiB \
-	--query-addr 127.0.0.1:0 --query-anonymous all --query-socket "$WORK/query.sock" --metrics-addr ""
+	--query-addr 127.0.0.1:0 --query-socket "$WORK/query.sock" --metrics-addr "" "${daemon_args[@]}"
 DAEMON=$DPID
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$SECONDS
 echo "measuring ingest with and without the abuse mix ($ROUNDS rounds of 3 x $N datagrams) ..." >&2
 f=$WORK/abuse.json
-args=(-n "$N" -senders "$SENDERS" -idle "$IDLE" -half-open "$HALF_OPEN" -slowloris "$SLOWLORIS" -stalled "$STALLED" -tails "$TAILS" -tail-every "$TAIL_EVERY" -rounds "$ROUNDS")
+args=(-n "$N" -senders "$SENDERS" -idle "$IDLE" -half-open "$HALF_OPEN" -slowloris "$SLOWLORIS" -stalled "$STALLED" -tail-n "$TAIL_N" -tails "$TAILS" -tail-every "$TAIL_EVERY" -rounds "$ROUNDS" "${fair[@]}")
 # Through run (bench/lib.sh): a signal to this script is acted on at once.
 run "$BIN/qbench" abuse -socket "$SOCK" -ring "$RING" -addr "$ADDR" -logctl "$BIN/logctl" -pid "$DAEMON" "${args[@]}" >"$f"
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -89,18 +113,25 @@ lat() {
 		"$(ms "$(jget p99_us <(echo "$o"))")" "$(ms "$(jget max_us <(echo "$o"))")"
 }
 mix="$IDLE idle + $HALF_OPEN half-open + $SLOWLORIS slowloris + $STALLED stalled followers ($conns connections)"
+((FLOOD > 0)) && mix+=" + $FLOOD never saying hello ($(jget flood_dropped "$f") dropped by the budget in all)"
+((HOLD > 0)) && mix+=" + uid $HOLD_UID holding its $HOLD local connections"
 echo "| measurement | result | target | command |"
 echo "|---|---|---|---|"
 printf '| %s | %s | %s | `%s` |\n' \
 	"ingest, no query client" "$(krate plain_median)" "" "$cmd" \
-	"ingest, $TAILS logctl tail -n 100 per third" "$(krate tail_median)" "" "(same run, taking turns)" \
+	"ingest, $TAILS logctl tail -n $TAIL_N per third and socket" "$(krate tail_median)" "" "(same run, taking turns)" \
 	"ingest, $mix and the same logctl runs" "$(krate loaded_median)" "" "(same run, taking turns)" \
 	"ratio loaded/tail: what the mix costs ingest (median of per-round ratios)" "$(ratio3 ratio_median)" ">= 0.95: $met" "(same run)" \
 	"ratio loaded/plain: the mix and logctl's own CPU" "$(ratio3 ratio_vs_plain_median)" "" "(same run)" \
 	"ratio tail/plain: logctl's own CPU" "$(ratio3 tail_cost_median)" "" "(same run)" \
-	"logctl tail -n 100 under the mix, fork to exit" "$(lat tail)" "every run answers" "logctl tail -n 100 --addr $ADDR" \
-	"logctl tail -n 100 without it" "$(lat tail_baseline)" "" "(same run)" \
-	"logctl runs that failed (exit status, or not 100 lines)" "$failures of $runs" "0" "(same run)"
+	"logctl tail -n $TAIL_N over TCP under the mix, fork to exit" "$(lat tail)" "every run answers" "logctl tail -n $TAIL_N --addr $ADDR${fair:+ --token-file \$WORK/token}" \
+	"logctl tail -n $TAIL_N over TCP without it" "$(lat tail_baseline)" "" "(same run)" \
+	"logctl runs that failed (exit status, or not $TAIL_N lines)" "$failures of $runs" "0" "(same run)"
+if ((${#fair[@]} > 0)); then
+	printf '| %s | %s | %s | `%s` |\n' \
+		"logctl tail -n $TAIL_N over the local socket under the mix" "$(lat tail_local)" "every run answers" "logctl tail -n $TAIL_N --addr unix:\$WORK/query.sock" \
+		"logctl tail -n $TAIL_N over the local socket without it" "$(lat tail_local_baseline)" "" "(same run)"
+fi
 echo
 echo "$(nproc) CPUs, $(uname -r), nice $NICE, load average $load0 at the start and $load1 at the end, $((SECONDS - t0)) s."
 echo

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/collectord/collectord/internal/flood"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -34,6 +36,13 @@ type abuseResult struct {
 	Slowloris int `json:"slowloris_connections"`
 	Stalled   int `json:"stalled_followers"`
 	Conns     int `json:"abuse_connections"` // all of the above, in each loaded third
+	// Flood connections never say hello and come back a second after the
+	// server drops them (internal/flood); Dropped counts the drops over
+	// all loaded thirds. Hold is how many `logctl tail -f` of one plain
+	// user hold the local socket (its per-user cap: one more is refused).
+	Flood   int `json:"flood_connections,omitempty"`
+	Dropped int `json:"flood_dropped,omitempty"`
+	Hold    int `json:"local_holders,omitempty"`
 
 	// Per round, one rate per third: no query client at all (plain),
 	// logctl runs only (tail), the abuse mix and the same logctl runs
@@ -66,6 +75,10 @@ type abuseResult struct {
 	TailProblems  []string `json:"tail_problems,omitempty"`
 	Tail          summary  `json:"tail"`          // under the abuse mix
 	TailBaseline  summary  `json:"tail_baseline"` // without it
+	// With -local: the same runs over the local socket, taking turns with
+	// those over TCP.
+	TailLocal         *summary `json:"tail_local,omitempty"`
+	TailLocalBaseline *summary `json:"tail_local_baseline,omitempty"`
 
 	// Per loaded third, when it ended: the fewest bytes waiting in a
 	// stalled follower's receive queue (SIOCINQ; > 0: the server was
@@ -125,6 +138,11 @@ func runAbuse(args []string) (any, error) {
 	tails := fs.Int("tails", 3, "logctl runs per tail and loaded third")
 	tailEvery := fs.Duration("tail-every", 200*time.Millisecond, "start the logctl runs of a third this far apart")
 	rounds := fs.Int("rounds", 18, "rounds (each: a plain, a tail and a loaded third)")
+	floodConns := fs.Int("flood", 0, "connections that never say hello, reopened a second after the server drops them")
+	token := fs.String("token-file", "", "logctl's runs over TCP send the token in `file`")
+	local := fs.String("local", "", "the daemon's local query socket `path`: logctl runs over it too, and -hold uses it")
+	hold := fs.Int("hold", 0, "`logctl tail -f` processes of -hold-uid on the local socket: its per-user cap")
+	holdUID := fs.Int("hold-uid", 65534, "the plain user of -hold (uid and gid)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -149,12 +167,24 @@ func runAbuse(args []string) (any, error) {
 		}
 	}
 
+	if *hold > 0 && *local == "" {
+		return nil, errors.New("-hold needs -local")
+	}
 	res := abuseResult{N: *n, Senders: *senders, Idle: *idle, HalfOpen: *halfOpen, Slowloris: *slowloris, Stalled: *stalled,
-		Conns: *idle + *halfOpen + *slowloris + *stalled,
+		Conns: *idle + *halfOpen + *slowloris + *stalled, Flood: *floodConns, Hold: *hold,
 		TailN: *tailN, TailsPerThird: *tails, TailEveryMS: float64(*tailEvery) / 1e6}
-	tailers := [3]*tailer{}
+	// tailers[kind] are the logctl runs of a third: over TCP, and over
+	// the local socket with -local.
+	tailers := [3][]*tailer{}
 	for _, k := range []int{thirdTail, thirdLoaded} {
-		tailers[k] = &tailer{logctl: *logctl, addr: *addr, n: *tailN}
+		tcp := &tailer{logctl: *logctl, args: []string{"--addr", *addr}, n: *tailN}
+		if *token != "" {
+			tcp.args = append(tcp.args, "--token-file", *token)
+		}
+		tailers[k] = []*tailer{tcp}
+		if *local != "" {
+			tailers[k] = append(tailers[k], &tailer{logctl: *logctl, args: []string{"--addr", query.UnixPrefix + *local}, n: *tailN})
+		}
 	}
 	third := func(kind int) (float64, error) {
 		if kind == thirdLoaded {
@@ -163,6 +193,26 @@ func runAbuse(args []string) (any, error) {
 				return 0, err
 			}
 			defer mix.close()
+			if *hold > 0 {
+				h, err := holdLocal(*logctl, *local, *hold, uint32(*holdUID))
+				if err != nil {
+					return 0, err
+				}
+				defer h.close()
+			}
+			if *floodConns > 0 {
+				f, err := flood.Start(*addr, flood.Options{Conns: *floodConns})
+				if err != nil {
+					return 0, err
+				}
+				defer func() { res.Dropped += f.Replaced(); f.Close() }()
+				// The handshake budget is full once the server dropped the rest.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := f.WaitReplaced(ctx, *floodConns-query.DefaultMaxHandshakes); err != nil {
+					return 0, err
+				}
+			}
 			defer func() {
 				res.StalledMinQueued = append(res.StalledMinQueued, mix.stalledMinQueued())
 				res.ServerClosed = append(res.ServerClosed, mix.serverClosed())
@@ -173,8 +223,8 @@ func runAbuse(args []string) (any, error) {
 			}()
 		}
 		var wg sync.WaitGroup
-		if tl := tailers[kind]; tl != nil {
-			wg.Go(func() { tl.burst(*tails, *tailEvery) })
+		if tls := tailers[kind]; tls != nil {
+			wg.Go(func() { burst(tls, *tails, *tailEvery) })
 		}
 		el, err := sendRecords(*socket, r, *n, *senders, *size)
 		wg.Wait()
@@ -206,12 +256,18 @@ func runAbuse(args []string) (any, error) {
 	}
 	res.PlainMedian, res.TailedMedian, res.LoadMedian = median(res.Plain), median(res.Tailed), median(res.Loaded)
 	res.Ratio, res.RatioPlain, res.TailCost = median(res.Ratios), median(vsPlain), median(tailCost)
-	for _, tl := range tailers[thirdTail:] {
-		res.TailRuns += len(tl.walls) + len(tl.problems)
-		res.TailFailures += len(tl.problems)
-		res.TailProblems = append(res.TailProblems, tl.problems...)
+	for _, tls := range tailers[thirdTail:] {
+		for _, tl := range tls {
+			res.TailRuns += len(tl.walls) + len(tl.problems)
+			res.TailFailures += len(tl.problems)
+			res.TailProblems = append(res.TailProblems, tl.problems...)
+		}
 	}
-	res.Tail, res.TailBaseline = summarize(tailers[thirdLoaded].walls), summarize(tailers[thirdTail].walls)
+	res.Tail, res.TailBaseline = summarize(tailers[thirdLoaded][0].walls), summarize(tailers[thirdTail][0].walls)
+	if *local != "" {
+		loaded, base := summarize(tailers[thirdLoaded][1].walls), summarize(tailers[thirdTail][1].walls)
+		res.TailLocal, res.TailLocalBaseline = &loaded, &base
+	}
 	return res, nil
 }
 
@@ -365,32 +421,33 @@ func helloConn(nc net.Conn, client string) error {
 	return nil
 }
 
-// tailer runs `logctl tail -n N --addr ADDR` and keeps the wall time of
+// tailer runs `logctl tail -n N ARGS...` and keeps the wall time of
 // each run that printed N lines and exited 0.
 type tailer struct {
-	logctl, addr string
-	n            int
+	logctl string
+	args   []string
+	n      int
 
 	walls    []time.Duration
 	problems []string // runs that failed
 }
 
-// burst runs logctl count times, starting them every apart (or when the
-// previous one ended, if later).
-func (t *tailer) burst(count int, every time.Duration) {
+// burst runs each tailer count times, taking turns, starting a run every
+// apart (or when the previous one ended, if later).
+func burst(tls []*tailer, count int, every time.Duration) {
 	start := time.Now()
-	for i := range count {
+	for i := range count * len(tls) {
 		if wait := time.Until(start.Add(time.Duration(i) * every)); wait > 0 {
 			time.Sleep(wait) // pacing the runs, not synchronising
 		}
-		t.once()
+		tls[i%len(tls)].once()
 	}
 }
 
 func (t *tailer) once() {
 	var out lineCounter
 	var stderr bytes.Buffer
-	cmd := exec.Command(t.logctl, "tail", "-n", strconv.Itoa(t.n), "--addr", t.addr)
+	cmd := exec.Command(t.logctl, append([]string{"tail", "-n", strconv.Itoa(t.n)}, t.args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	t0 := time.Now()
 	err := cmd.Run()

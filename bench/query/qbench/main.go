@@ -9,6 +9,7 @@
 //	qbench stall   -socket PATH -ring PATH -addr HOST:PORT [-n N] [-senders K] [-idle C] [-rounds R]
 //	qbench abuse   -socket PATH -ring PATH -addr HOST:PORT -logctl BIN [-pid PID] [-n N] [-senders K] [-idle C]
 //	               [-half-open C] [-slowloris C] [-stalled C] [-tail-n N] [-tails K] [-tail-every D] [-rounds R]
+//	               [-flood C] [-token-file FILE] [-local PATH [-hold K] [-hold-uid UID]]
 //
 // Each prints one JSON object on stdout (time: one per command); durations
 // are in microseconds. See bench/query/run.sh for what each measures
