@@ -16,7 +16,8 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	verify := proctest.NeedTool(t, "systemd-analyze")
 	daemonBin := proctest.Collectord(t)
 	dir := t.TempDir()
-	for _, name := range []string{"collectord.socket", "collectord.service"} {
+	names := []string{"collectord.socket", "collectord-query-local.socket", "collectord-query.socket", "collectord-metrics.socket", "collectord.service"}
+	for _, name := range names {
 		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", name))
 		if err != nil {
 			t.Fatal(err)
@@ -26,7 +27,11 @@ func TestSystemdUnitsVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := exec.Command(verify, "verify", filepath.Join(dir, "collectord.socket"), filepath.Join(dir, "collectord.service")).CombinedOutput()
+	args := []string{"verify"}
+	for _, name := range names {
+		args = append(args, filepath.Join(dir, name))
+	}
+	out, err := exec.Command(verify, args...).CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
