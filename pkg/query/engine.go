@@ -95,9 +95,20 @@ type runner struct {
 
 	interval time.Duration
 	quiet    time.Time // when a follow last delivered something or pinged
+	woke     time.Time // when a follow last woke for new records
 	pingCtx  context.Context
 	pingStop context.CancelFunc
 }
+
+// followGap is the least time between two wake-ups of a follow. The ring
+// wakes its readers once per batch, which under a high ingest rate is tens
+// of thousands of times a second; a follow that woke less than followGap
+// ago sleeps out the rest first and then reads every record published
+// meanwhile in one pass. Sixteen follows of a user with no new records of
+// their own (the per-user cap) otherwise cost ingest about a tenth of its
+// rate on 2 CPUs, each scanning every batch. A follow of a quiet ring
+// still sees a record as soon as it is published.
+const followGap = time.Millisecond
 
 // checkEvery is how many records Run examines between looks at ctx.
 const checkEvery = 256
@@ -282,6 +293,10 @@ func (x *runner) wait() (Reason, error) {
 		}
 		err := x.r.Wait(x.waitCtx(), x.c.Pos())
 		if err == nil {
+			if d := time.Since(x.woke); d < followGap {
+				time.Sleep(followGap - d)
+			}
+			x.woke = time.Now()
 			return "", nil
 		}
 		if reason := x.stopped(); reason != "" {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -254,4 +256,44 @@ func TestRunAllocations(t *testing.T) {
 			t.Errorf("filter %+v: %v allocations for 100 records, %v for 15000", f, small, large)
 		}
 	}
+}
+
+// TestFollowCoalescesWakeUps: while the writer publishes one record per
+// batch as fast as it can, a follow wakes (and flushes) at most once per
+// followGap, and still delivers every record, in order.
+func TestFollowCoalescesWakeUps(t *testing.T) {
+	tr := newRingForTest(t, 16<<20)
+	const batches = 20000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := newCollector(t)
+	h := c.handler()
+	var flushes atomic.Int64
+	h.Flush = func() error { flushes.Add(1); return nil }
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, tr.r, Request{After: new(uint64(0)), Follow: true}, h)
+		done <- err
+	}()
+	start := time.Now()
+	var last uint64
+	for range batches {
+		last = tr.write(1, 1)
+	}
+	elapsed := time.Since(start)
+	c.waitUntil(t, "every record", func(seqs []uint64, _ uint64, _ int) bool { return len(seqs) > 0 && seqs[len(seqs)-1] == last })
+	waited := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	seqs, lost, _ := c.snapshot()
+	if lost != 0 || !slices.Equal(seqs, want(1, last+1, nil)) {
+		t.Fatalf("%d records delivered, %d lost; want 1..%d", len(seqs), lost, last)
+	}
+	// One flush per wake-up, and one before the first wait.
+	if most := int64(waited/followGap) + 2; flushes.Load() > most {
+		t.Errorf("%d wake-ups in %v (%d batches published in %v), want at most %d: one per %v", flushes.Load(), waited, batches, elapsed, most, followGap)
+	}
+	t.Logf("%d batches in %v, all delivered after %v with %d wake-ups", batches, elapsed, waited, flushes.Load())
 }
