@@ -46,9 +46,11 @@ import (
 //   - every logctl run, during the flood and after it, printed the 10
 //     latest records: 10 consecutive sequence numbers ending at the head it
 //     saw (after the flood: exactly the last 10 stored);
-//   - the daemon's metrics count exactly the connections made (none
-//     refused busy), 4 running follows, and, once the half-open ones are
-//     closed, the 104 still open;
+//   - the daemon's metrics count exactly the connections made, but for
+//     the half-open ones, which the kernel holds until they send something
+//     (TCP_DEFER_ACCEPT) and so never reach the server while the test
+//     needs them not to, none refused busy, 4 running follows, and, once
+//     the half-open ones are closed, the 104 still open;
 //   - on SIGTERM every idle connection is told X shutdown, each stalled
 //     follower, reading at last, receives every record from the first up
 //     to the cursor of its E shutdown, without loss, and the daemon exits 0.
@@ -103,9 +105,10 @@ func TestQueryAbuse(t *testing.T) {
 		}
 	}
 	const opened = halfOpen + slowloris + idle + stalled
+	const accepted = opened - halfOpen // silent ones wait in the kernel
 	m := scrapeMetrics(t, metrics)
-	if got := m["collectord_query_connections"]; got != opened {
-		t.Errorf("collectord_query_connections = %v after opening %d connections", got, opened)
+	if got := m["collectord_query_connections"]; got != accepted {
+		t.Errorf("collectord_query_connections = %v after opening %d connections, %d of them silent: want %d", got, opened, halfOpen, accepted)
 	}
 
 	// The flood, and logctl meanwhile.
@@ -191,8 +194,12 @@ func TestQueryAbuse(t *testing.T) {
 	}
 	t.Logf("bytes waiting in the stalled followers' receive queues: %v", queued)
 	m = scrapeMetrics(t, metrics)
+	// A half-open connection still silent after the kernel's deferral
+	// (10 s) is handed over after all: a slow run may count some.
+	if got, least := m["collectord_query_connections_total"], float64(accepted+tails); got < least || got > least+halfOpen {
+		t.Errorf("collectord_query_connections_total = %v, want %v (and at most %d more)", got, least, halfOpen)
+	}
 	for name, want := range map[string]float64{
-		"collectord_query_connections_total":          opened + float64(tails),
 		"collectord_query_connections_rejected_total": 0,
 		"collectord_query_followers":                  stalled,
 	} {

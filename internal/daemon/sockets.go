@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/upgrade"
@@ -86,6 +88,9 @@ func acquireSockets(cfg *Config, files map[string]*os.File, log *slog.Logger) (*
 		}
 		s.bound[NameQuery] = true
 	}
+	if err := deferAccept(s.query); err != nil {
+		return nil, fmt.Errorf("query server: %w", err)
+	}
 	if s.queryLocal == nil && cfg.QuerySocket != "" {
 		if s.queryLocal, err = listenLocal(cfg.QuerySocket); err != nil {
 			return nil, fmt.Errorf("local query socket: %w", err)
@@ -115,6 +120,40 @@ func (s *sockets) named() []upgrade.NamedFile {
 		files = append(files, upgrade.NamedFile{Name: NameMetrics, File: l})
 	}
 	return files
+}
+
+// deferAcceptSec is how long the kernel holds a TCP query connection that
+// has sent nothing before handing it to accept (TCP_DEFER_ACCEPT, systemd's
+// DeferAcceptSec=).
+const deferAcceptSec = 10
+
+// deferAccept makes the TCP query listener l (nil: none) hand over only
+// connections that have sent something, as HAProxy and nginx do: every
+// client speaks first (its hello or its TLS ClientHello), so a connection
+// that stays silent costs the kernel a SYN_RECV entry and the daemon
+// nothing, rather than an accept, a goroutine and a place in the
+// handshake budget that a real client then waits for. One still silent
+// after deferAcceptSec reaches accept and the handshake budget as before.
+// The option belongs to the socket, so it is set on a passed one too.
+func deferAccept(l net.Listener) error {
+	tl, ok := l.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAcceptSec)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set TCP_DEFER_ACCEPT: %w", serr)
+	}
+	return nil
 }
 
 // close closes this process's copies; the sockets live on wherever else
