@@ -104,13 +104,6 @@ step() {
 # run CMD...: step CMD at niceness NICE.
 run() { step nice -n "$NICE" "$@"; }
 
-# default_nice prints the niceness the measurements run at unless NICE
-# says otherwise: -20 as root (other work on the host disturbs them less),
-# else 0. Use: NICE=${NICE:-$(default_nice)}.
-default_nice() {
-	if [[ $(id -u) == 0 ]]; then echo -20; else echo 0; fi
-}
-
 # netns_ok succeeds when this script may run commands in a private network
 # namespace (unshare -n), with its own net.unix.max_dgram_qlen: as root,
 # where unshare works.

@@ -13,8 +13,8 @@
 # (25 that sent the start of a hello frame announcing 64 KiB and trickle
 # one more byte a second), STALLED (8 followers of everything from the
 # ring's oldest record, 4 KiB receive buffer, never read), TAILS (3 runs of
-# `logctl tail -n 100` per third) TAIL_EVERY (200ms apart), NICE (-20 as
-# root, else 0), BENCH_TMPDIR (where the socket and ring go: /dev/shm when
+# `logctl tail -n 100` per third) TAIL_EVERY (200ms apart), NICE (0: as a
+# daemon runs), BENCH_TMPDIR (where the socket and ring go: /dev/shm when
 # writable, else TMPDIR). The defaults, with logctl's own connection, stay
 # under the server's 256 connections, so that logctl is not refused busy.
 # FLOOD (0) adds connections that never say hello (internal/flood: half
@@ -58,7 +58,7 @@ SLOWLORIS=${SLOWLORIS:-25}
 STALLED=${STALLED:-8}
 TAILS=${TAILS:-3}
 TAIL_EVERY=${TAIL_EVERY:-200ms}
-NICE=${NICE:-$(default_nice)}
+NICE=${NICE:-0}
 FLOOD=${FLOOD:-0}
 HOLD=${HOLD:-0}
 HOLD_UID=${HOLD_UID:-65534}

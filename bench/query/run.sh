@@ -10,7 +10,7 @@
 # LAT_RATE 1000/s), STALL_ROUNDS (7 rounds of 200,000 datagrams with and
 # without a stalled client and IDLE (200) idle connections), JOURNAL (1:
 # also time journalctl -n 100 on a private journald, when root; 0: skip),
-# NICE (-20 as root, else 0), BENCH_TMPDIR (where sockets and rings go:
+# NICE (0: as a daemon runs), BENCH_TMPDIR (where sockets and rings go:
 # /dev/shm when writable, else TMPDIR).
 #
 # What it does, in order, with binaries built from this checkout (no race
@@ -49,7 +49,7 @@ LAT_RATE=${LAT_RATE:-1000}
 STALL_ROUNDS=${STALL_ROUNDS:-7}
 IDLE=${IDLE:-200}
 JOURNAL=${JOURNAL:-1}
-NICE=${NICE:-$(default_nice)}
+NICE=${NICE:-0}
 
 bench_init collectord-query
 

@@ -24,7 +24,7 @@
 # GODEBUG=inittrace=1, taking turns, for the time spent initialising
 # packages (the sum of inittrace's "clock" figures; the median round).
 #
-# Environment: RUNS (100), INIT_RUNS (21), NICE (-20 as root, else 0),
+# Environment: RUNS (100), INIT_RUNS (21), NICE (0: as it runs),
 # BENCH_TMPDIR (where the ring goes: /dev/shm when writable, else TMPDIR).
 # No OTEL_* variable may be set: the figures are for tracing off.
 set -euo pipefail
@@ -33,7 +33,7 @@ set -euo pipefail
 
 RUNS=${RUNS:-100}
 INIT_RUNS=${INIT_RUNS:-21}
-NICE=${NICE:-$(default_nice)}
+NICE=${NICE:-0}
 otel=$(env | grep '^OTEL_' || true)
 [[ -z $otel ]] || die "unset the OTEL_* variables: this measures tracing off"
 

@@ -47,7 +47,7 @@ FILLS=${FILLS:-"each none"}
 RATE=${RATE:-500}
 SENDERS=${SENDERS:-2}
 RING_SIZE=${RING_SIZE:-64MiB}
-NICE=${NICE:-$(default_nice)}
+NICE=${NICE:-0}
 while getopts "n:q:f:r:s:h" opt; do
 	case $opt in
 	n) UPGRADES=$OPTARG ;;
