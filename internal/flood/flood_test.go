@@ -17,12 +17,18 @@ func TestFloodReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var mu sync.Mutex
 	sent := map[string]int{}
 	var served sync.WaitGroup
-	defer served.Wait()
+	accepting := make(chan struct{})
+	defer func() {
+		// The accept loop ends before the wait: it adds to served.
+		ln.Close()
+		<-accepting
+		served.Wait()
+	}()
 	go func() {
+		defer close(accepting)
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
