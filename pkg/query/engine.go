@@ -66,6 +66,12 @@ func RunAs(ctx context.Context, r *shmring.Reader, a Access, req Request, h Hand
 	}
 	x := runner{ctx: ctx, r: r, f: &req.Filter, h: &h, quiet: time.Now()}
 	x.uid, x.own = a.Own()
+	if x.own {
+		x.mine = func(p []byte) bool {
+			uid, ok := record.PeekUID(p)
+			return ok && uid == x.uid
+		}
+	}
 	x.interval = h.PingInterval
 	if x.interval <= 0 {
 		x.interval = DefaultPingInterval
@@ -79,14 +85,15 @@ func RunAs(ctx context.Context, r *shmring.Reader, a Access, req Request, h Hand
 
 // runner is the state of one Run.
 type runner struct {
-	ctx context.Context
-	r   *shmring.Reader
-	c   *shmring.Cursor
-	f   *Filter
-	h   *Handler
-	e   record.Entry // reused for every record
-	own bool         // only the records whose trusted uid is uid
-	uid uint32
+	ctx  context.Context
+	r    *shmring.Reader
+	c    *shmring.Cursor
+	f    *Filter
+	h    *Handler
+	e    record.Entry // reused for every record
+	own  bool         // only the records whose trusted uid is uid
+	uid  uint32
+	mine func([]byte) bool // with own: whether a payload's prefix is uid's
 
 	last      uint64 // the last sequence number examined or reported lost
 	sent      int64  // records delivered
@@ -138,7 +145,7 @@ func (x *runner) run(req *Request) (Reason, error) {
 		return ReasonDone, nil
 	}
 	for {
-		rec, lost, err := x.c.Next()
+		rec, lost, err := x.next()
 		if lost > 0 {
 			next := x.c.Pos()
 			if err == nil {
@@ -162,6 +169,7 @@ func (x *runner) run(req *Request) (Reason, error) {
 			if !errors.Is(err, shmring.ErrNoRecord) {
 				return "", fmt.Errorf("read ring: %w", err)
 			}
+			x.last = max(x.last, x.c.Pos()-1) // NextWhere passed over the rest
 			if !req.Follow {
 				return ReasonDone, nil
 			}
@@ -191,6 +199,15 @@ func (x *runner) run(req *Request) (Reason, error) {
 			}
 		}
 	}
+}
+
+// next reads the next record; a query over one user's records passes over
+// the others' without copying or checking them.
+func (x *runner) next() (shmring.Record, uint64, error) {
+	if x.own {
+		return x.c.NextWhere(x.mine)
+	}
+	return x.c.Next()
 }
 
 // latestStart returns the sequence number from which reading forwards up to

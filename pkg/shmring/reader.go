@@ -231,6 +231,64 @@ func (c *Cursor) Next() (rec Record, lost uint64, err error) {
 	}
 }
 
+// PeekSize is the most of a payload NextWhere shows its keep function.
+const PeekSize = 64
+
+// NextWhere is Next for a reader that wants only some records and can tell
+// which from the start of a payload. keep sees up to PeekSize bytes of each
+// record's payload where it lies in the mapping: it must not keep the
+// slice, and must accept any bytes, as the writer may be overwriting them.
+// A record keep rejects is passed over without being copied or validated,
+// and counts neither as lost nor as damaged, whatever its state; one it
+// accepts is read and validated as Next reads it, and returned. Records
+// overwritten before they were looked at are counted lost, as by Next.
+//
+// A reader of one user's records among many skips the others' at the cost
+// of a few loads each, rather than a copy and a CRC32C of every record.
+func (c *Cursor) NextWhere(keep func(prefix []byte) bool) (rec Record, lost uint64, err error) {
+	for {
+		oldest, head := c.r.bounds()
+		if c.next >= head {
+			return Record{}, lost, ErrNoRecord
+		}
+		if c.next < oldest {
+			lost += oldest - c.next
+			c.next = oldest
+			continue
+		}
+		if c.r.rejects(c.next, keep) {
+			c.next++
+			continue
+		}
+		rec, l, err := c.Next()
+		return rec, lost + l, err
+	}
+}
+
+// rejects reports whether keep rejects record seq's payload, read in place,
+// and the record was still seq's once keep had looked. Anything else
+// (seq gone, its descriptor or length out of bounds, keep accepting) is
+// false: Next then decides.
+func (r *Reader) rejects(seq uint64, keep func([]byte) bool) bool {
+	if r.loadDescSeq(seq) != seq {
+		return false
+	}
+	pos := atomic.LoadUint64(r.descPos(seq))
+	off := pos & r.dataMask
+	if off&(recAlign-1) != 0 || off+recHeaderSize > r.dataSize {
+		return false
+	}
+	n := uint64(binary.LittleEndian.Uint32(r.data[off+4:]))
+	if n > r.dataSize-off-recHeaderSize {
+		return false
+	}
+	start := off + recHeaderSize
+	if keep(r.data[start : start+min(n, PeekSize) : start+min(n, PeekSize)]) {
+		return false
+	}
+	return r.loadDescSeq(seq) == seq && r.load(offTailSeq) <= seq && r.load(offTailPos) <= pos
+}
+
 // cancelPoll bounds one futex sleep in Wait: the longest a cancellation
 // can go unnoticed.
 const cancelPoll = 250 * time.Millisecond

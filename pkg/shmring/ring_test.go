@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -350,5 +351,55 @@ func TestCleanCloseSkipsVerification(t *testing.T) {
 	defer w.Close()
 	if rs := w.Recovered(); !rs.Clean || rs.Records != 10 || time.Since(rs.ClosedAt) > time.Minute {
 		t.Fatalf("reopen after Close: %+v, want clean with 10 records, closed just now", rs)
+	}
+}
+
+// TestNextWhere: NextWhere returns exactly the records keep accepts, each
+// validated, and passes over the others without counting them lost; while
+// the writer laps it, what it returns is still only accepted records, whole.
+func TestNextWhere(t *testing.T) {
+	keep := func(p []byte) bool { return len(p) >= 8 && binary.LittleEndian.Uint64(p)%3 == 0 }
+	w, path := newWriterForTest(t, Options{Size: MinSize, Records: 256})
+	r := newReaderForTest(t, path)
+	appendN(t, w, 40, 700) // fits: nothing lapped
+	c := r.Cursor(0)
+	var got []uint64
+	for {
+		rec, lost, err := c.NextWhere(keep)
+		if errors.Is(err, ErrNoRecord) {
+			break
+		}
+		if err != nil || lost != 0 {
+			t.Fatalf("NextWhere: %v, lost %d", err, lost)
+		}
+		got = append(got, rec.Seq)
+	}
+	var want []uint64
+	for seq := uint64(FirstSeq); seq < FirstSeq+40; seq++ {
+		if seq%3 == 0 {
+			want = append(want, seq)
+		}
+	}
+	if !slices.Equal(got, want) || c.Pos() != FirstSeq+40 {
+		t.Fatalf("NextWhere returned %v, ending at %d; want %v, ending at %d", got, c.Pos(), want, FirstSeq+40)
+	}
+
+	for round := range 200 {
+		appendN(t, w, 1+round*7%900, 700)
+		for range round % 50 {
+			rec, _, err := c.NextWhere(keep)
+			if errors.Is(err, ErrNoRecord) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Seq%3 != 0 || !bytes.Equal(rec.Payload, payloadFor(rec.Seq, sizeFor(rec.Seq, 700))) {
+				t.Fatalf("round %d: NextWhere returned seq %d, which keep rejects or is damaged", round, rec.Seq)
+			}
+		}
+	}
+	if c.Damaged() != 0 {
+		t.Fatalf("damaged = %d", c.Damaged())
 	}
 }
