@@ -2,6 +2,7 @@ package shmring
 
 import (
 	"context"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -45,11 +46,17 @@ func TestPopulate(t *testing.T) {
 	}
 	plain, _ := newWriterForTest(t, Options{Size: size})
 	unpopulated := lap(plain)
-	w, _ := newWriterForTest(t, Options{Size: size})
-	if err := w.Populate(context.Background()); err != nil {
-		t.Fatal(err)
+	// Faults are counted for the whole process, where the runtime (and the
+	// race detector) may take some of its own meanwhile: the least of three
+	// tries is the ring's.
+	populated := uint64(math.MaxUint64)
+	for range 3 {
+		w, _ := newWriterForTest(t, Options{Size: size})
+		if err := w.Populate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		populated = min(populated, lap(w))
 	}
-	populated := lap(w)
 	t.Logf("faults for a lap of a %d-byte ring: %d without Populate, %d with", size, unpopulated, populated)
 	if pages := uint64(size / os.Getpagesize()); unpopulated < pages/2 {
 		t.Skipf("only %d faults for %d pages without Populate: this filesystem maps pages some other way", unpopulated, pages)
