@@ -10,7 +10,7 @@
 // is in use. Entry has no internal synchronisation; share one only
 // read-only.
 //
-// # Encoding, version 1
+// # Encoding, versions 1 and 2
 //
 // AppendEncode writes, and Decode reads, this layout. Multi-byte integers
 // are little-endian; "uvarint" is encoding/binary's unsigned varint (7 bits
@@ -18,7 +18,7 @@
 // 0x80 groups), so every entry has exactly one encoding.
 //
 //	offset  size  field
-//	0       1     version, always 1 (Version)
+//	0       1     version: 1 (VersionNoOrigin) or 2 (Version)
 //	1       1     Format
 //	2       2     Flags (u16)
 //	4       1     Priority (facility<<3 | severity)
@@ -34,6 +34,18 @@
 //	        var   field count: uvarint
 //	        var   per field: uvarint key length, key bytes,
 //	                         uvarint value length, value bytes
+//	        var   version 2 only, the trusted Origin fields, each a
+//	              uvarint length then the bytes: Comm, Exe, Unit,
+//	              UserUnit, Slice, Cgroup
+//
+// AppendEncode writes version 2 exactly when the entry has an Origin
+// field, and version 1 otherwise: a version 2 encoding whose Origin
+// fields are all empty is not canonical, and Decode rejects it. So
+// records without origin fields (every record written before they
+// existed, and those from senders whose /proc could not be read) keep
+// the version 1 layout that older readers understand, and this package
+// decodes both. Origin fields are kept apart from Fields: a sender can put
+// any key in Fields ("comm" in a JSON datagram), never in Origin.
 //
 // The encoding ends exactly after the last field: Decode needs the exact
 // payload length (the ring stores it) and rejects trailing bytes. An empty
@@ -42,8 +54,8 @@
 //
 // Format values and Flags bits this version does not know are carried
 // through unchanged; readers should show an unknown Format like FormatRaw.
-// A future layout change gets a new version byte, which older readers
-// reject.
+// A layout change gets a new version byte, which older readers reject:
+// a version 1 reader rejects a version 2 record as corrupt.
 //
 // PeekUID reads only the fixed header: the trusted uid of an entry with
 // FlagCreds, in constant time, so that a reader serving one user's records
@@ -52,7 +64,7 @@
 // # JSON
 //
 // AppendJSON writes the one JSON object that represents a stored record
-// (sequence number, receive time, entry): what `logctl tail -o json`
+// (sequence number, receive time, entry, its origin fields): what `logctl tail -o json`
 // prints and what anything else that exports records as JSON must write,
 // so that consumers see one format. Its keys and escapes are documented on
 // the function and pinned by a golden file (testdata/json.golden).

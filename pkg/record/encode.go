@@ -7,10 +7,17 @@ import (
 	"slices"
 )
 
-// Version is the encoding version AppendEncode writes as the first byte.
-const Version = 1
+// Version is the newest encoding version: AppendEncode writes it for an
+// entry with Origin fields, and VersionNoOrigin (whose layout is the same
+// up to the structured fields, where it ends) for one without, so that
+// records without origin fields stay readable by version 1 readers.
+const Version = 2
 
-// headerSize is the fixed part of a version 1 encoding: version, format,
+// VersionNoOrigin is the encoding version of an entry without Origin
+// fields, the only version before origin fields existed.
+const VersionNoOrigin = 1
+
+// headerSize is the fixed part of an encoding (both versions): version, format,
 // flags, priority, PID, UID, GID, ClaimedPID, SourceTime.
 const headerSize = 1 + 1 + 2 + 1 + 4*4 + 8
 
@@ -25,15 +32,26 @@ func EncodedLen(e *Entry) int {
 	for i := range e.Fields {
 		n += bytesLen(e.Fields[i].Key) + bytesLen(e.Fields[i].Value)
 	}
+	if !e.Origin.IsZero() {
+		for _, f := range e.Origin.fields() {
+			n += bytesLen(*f)
+		}
+	}
 	return n
 }
 
-// AppendEncode appends the version 1 encoding of e to dst and returns the
+// AppendEncode appends the encoding of e (version 2 when e has Origin
+// fields, else version 1) to dst and returns the
 // extended slice. It does not allocate when cap(dst)-len(dst) is at least
 // EncodedLen(e). See the package documentation for the layout.
 func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = slices.Grow(dst, EncodedLen(e))
-	dst = append(dst, Version, byte(e.Format))
+	origin := !e.Origin.IsZero()
+	version := byte(VersionNoOrigin)
+	if origin {
+		version = Version
+	}
+	dst = append(dst, version, byte(e.Format))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(e.Flags))
 	dst = append(dst, e.Priority)
 	dst = binary.LittleEndian.AppendUint32(dst, e.PID)
@@ -50,6 +68,11 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 		dst = appendBytes(dst, e.Fields[i].Key)
 		dst = appendBytes(dst, e.Fields[i].Value)
 	}
+	if origin {
+		for _, f := range e.Origin.fields() {
+			dst = appendBytes(dst, *f)
+		}
+	}
 	return dst
 }
 
@@ -64,7 +87,7 @@ func Decode(b []byte, e *Entry) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty", ErrCorrupt)
 	}
-	if b[0] != Version {
+	if b[0] != VersionNoOrigin && b[0] != Version {
 		return fmt.Errorf("%w: unknown version %d", ErrCorrupt, b[0])
 	}
 	if len(b) < headerSize {
@@ -79,6 +102,7 @@ func Decode(b []byte, e *Entry) error {
 	e.ClaimedPID = binary.LittleEndian.Uint32(b[17:])
 	e.SourceTime = int64(binary.LittleEndian.Uint64(b[21:]))
 	e.Fields = e.Fields[:0]
+	e.Origin = Origin{}
 
 	d := decoder{b: b, off: headerSize}
 	e.Hostname = d.bytes("hostname")
@@ -103,6 +127,17 @@ func Decode(b []byte, e *Entry) error {
 		}
 		e.Fields = append(e.Fields, Field{Key: k, Value: v})
 	}
+	if b[0] == Version {
+		for _, f := range e.Origin.fields() {
+			*f = d.bytes("origin field")
+		}
+		if d.err != nil {
+			return d.err
+		}
+		if e.Origin.IsZero() {
+			return fmt.Errorf("%w: version %d without origin fields (non-canonical)", ErrCorrupt, Version)
+		}
+	}
 	if d.off != len(b) {
 		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b)-d.off)
 	}
@@ -112,13 +147,13 @@ func Decode(b []byte, e *Entry) error {
 // PeekUID returns the trusted sender uid of the encoding b without decoding
 // the rest: it reads only the fixed header, so it takes constant time and
 // does not allocate, for a reader that must skip records that are not
-// some user's. ok is true when b starts with a complete version 1 header
+// some user's. ok is true when b starts with a complete header of a known version
 // whose Flags have FlagCreds; uid is then the UID that Decode would
 // return. ok is false, with uid 0, when the entry has no kernel
 // credentials or b is too short or of another version. PeekUID does not
 // check the variable part: Decode may still fail on a b it accepts.
 func PeekUID(b []byte) (uid uint32, ok bool) {
-	if len(b) < headerSize || b[0] != Version || Flags(binary.LittleEndian.Uint16(b[2:]))&FlagCreds == 0 {
+	if len(b) < headerSize || (b[0] != VersionNoOrigin && b[0] != Version) || Flags(binary.LittleEndian.Uint16(b[2:]))&FlagCreds == 0 {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint32(b[9:]), true

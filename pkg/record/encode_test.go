@@ -81,6 +81,59 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// originHex is the version 2 encoding of sampleEntry with origin fields
+// comm "demo", exe "/bin/d", unit "d.service", slice "system.slice",
+// cgroup "/system.slice/d.service": sampleHex with version 2 and the six
+// origin fields appended, written out by hand from doc.go.
+var originHex = "02" + sampleHex[2:] +
+	"04" + "64656d6f" + // comm "demo"
+	"06" + "2f62696e2f64" + // exe "/bin/d"
+	"09" + "642e73657276696365" + // unit "d.service"
+	"00" + // user unit
+	"0c" + "73797374656d2e736c696365" + // slice "system.slice"
+	"17" + "2f73797374656d2e736c6963652f642e73657276696365" // cgroup
+
+func originEntry() *Entry {
+	e := sampleEntry()
+	e.Origin = Origin{Comm: []byte("demo"), Exe: []byte("/bin/d"), Unit: []byte("d.service"),
+		Slice: []byte("system.slice"), Cgroup: []byte("/system.slice/d.service")}
+	return e
+}
+
+// An entry with origin fields is written as version 2; one without keeps
+// version 1, byte for byte what it was before origin fields existed, so
+// that older readers still read it. Both decode.
+func TestEncodeOriginVersion(t *testing.T) {
+	e := originEntry()
+	got := AppendEncode(nil, e)
+	want, _ := hex.DecodeString(originHex)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("AppendEncode with origin:\n got %x\nwant %x", got, want)
+	}
+	if n := EncodedLen(e); n != len(want) {
+		t.Errorf("EncodedLen = %d, want %d", n, len(want))
+	}
+	var d Entry
+	if err := Decode(got, &d); err != nil || !d.Equal(e) {
+		t.Fatalf("Decode(version 2) = %v, equal %v:\n%+v", err, d.Equal(e), d.Origin)
+	}
+	// Decoding a version 1 record into an entry that held origin fields
+	// clears them.
+	v1, _ := hex.DecodeString(sampleHex)
+	if err := Decode(v1, &d); err != nil || !d.Origin.IsZero() {
+		t.Errorf("Decode(version 1) = %v, origin %+v; want nil, empty", err, d.Origin)
+	}
+	if uid, ok := PeekUID(got); !ok || uid != e.UID {
+		t.Errorf("PeekUID(version 2) = %d, %v; want %d, true", uid, ok, e.UID)
+	}
+	// Only Origin makes version 2: a sender's own "comm" field does not.
+	f := sampleEntry()
+	f.Fields = append(f.Fields, Field{Key: []byte("comm"), Value: []byte("forged")})
+	if b := AppendEncode(nil, f); b[0] != VersionNoOrigin {
+		t.Errorf("entry with a comm field but no origin: version %d, want %d", b[0], VersionNoOrigin)
+	}
+}
+
 func TestDecodeReusesFields(t *testing.T) {
 	b := AppendEncode(nil, sampleEntry())
 	e := Entry{Fields: make([]Field, 5, 8)}
@@ -111,7 +164,9 @@ func TestDecodeCorrupt(t *testing.T) {
 	}{
 		{"empty", nil, "empty"},
 		{"version 0", append([]byte{0}, good[1:]...), "unknown version 0"},
-		{"version 2", append([]byte{2}, good[1:]...), "unknown version 2"},
+		{"version 3", append([]byte{3}, good[1:]...), "unknown version 3"},
+		{"version 2 without origin", append([]byte{2}, good[1:]...), "origin field: truncated"},
+		{"version 2, origin all empty", append(append([]byte{2}, good[1:]...), 0, 0, 0, 0, 0, 0), "without origin fields (non-canonical)"},
 		{"short header", good[:headerSize-1], "header"},
 		{"header only", header, "hostname: truncated"},
 		{"hostname lies", h("05766d"), "hostname: length 5 exceeds the 2 remaining"},
@@ -170,6 +225,11 @@ func randomEntry(r *rand.Rand) *Entry {
 	for range r.IntN(4) * r.IntN(50) {
 		e.Fields = append(e.Fields, Field{Key: bs(), Value: bs()})
 	}
+	if r.IntN(2) == 0 {
+		for _, f := range e.Origin.fields() {
+			*f = bs()
+		}
+	}
 	return e
 }
 
@@ -200,7 +260,7 @@ func TestRoundTripProperty(t *testing.T) {
 }
 
 func TestZeroAllocs(t *testing.T) {
-	e := sampleEntry()
+	e := originEntry()
 	buf := make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { buf = AppendEncode(buf[:0], e) }); n != 0 {
 		t.Errorf("AppendEncode: %v allocs/op, want 0", n)
@@ -237,6 +297,7 @@ func TestReset(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(AppendEncode(nil, sampleEntry()))
 	f.Add(AppendEncode(nil, &Entry{}))
+	f.Add(AppendEncode(nil, originEntry()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e Entry
 		if err := Decode(b, &e); err != nil {
@@ -293,6 +354,7 @@ func FuzzPeekUID(f *testing.F) {
 	e.Flags &^= FlagCreds
 	f.Add(AppendEncode(nil, e))
 	f.Add(AppendEncode(nil, &Entry{Flags: FlagCreds, UID: 65534})[:headerSize])
+	f.Add(AppendEncode(nil, originEntry()))
 	f.Add([]byte{Version})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		uid, ok := PeekUID(b)

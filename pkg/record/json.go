@@ -24,6 +24,8 @@ import (
 //	tag hostname msgid    string
 //	message      string   always present
 //	fields       object   key → value, in stored order (a repeated key repeats)
+//	comm exe unit user_unit slice cgroup
+//	             string   trusted origin fields (Entry.Origin), when known
 //	truncated malformed   true, when flagged
 //
 // Strings are valid JSON whatever the entry holds: a byte that is not
@@ -82,6 +84,7 @@ func AppendJSON(dst []byte, seq uint64, ts int64, e *Entry) []byte {
 		}
 		b = append(b, '}')
 	}
+	b = appendOrigin(b, &e.Origin)
 	if e.Flags&FlagTruncated != 0 {
 		b = append(b, `,"truncated":true`...)
 	}
@@ -89,6 +92,21 @@ func AppendJSON(dst []byte, seq uint64, ts int64, e *Entry) []byte {
 		b = append(b, `,"malformed":true`...)
 	}
 	return append(b, '}')
+}
+
+// originKeys are the JSON keys of Origin's fields, in Origin.fields order.
+var originKeys = [6]string{`,"comm":`, `,"exe":`, `,"unit":`, `,"user_unit":`, `,"slice":`, `,"cgroup":`}
+
+// appendOrigin appends the keys of o's non-empty fields: comm, exe, unit,
+// user_unit, slice, cgroup.
+func appendOrigin(b []byte, o *Origin) []byte {
+	for i, f := range o.fields() {
+		if len(*f) > 0 {
+			b = append(b, originKeys[i]...)
+			b = AppendJSONString(b, *f)
+		}
+	}
+	return b
 }
 
 // jsonTime is the layout of times in AppendJSON: RFC 3339, nanoseconds.

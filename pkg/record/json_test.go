@@ -35,6 +35,14 @@ func jsonSamples() []struct {
 			Message: []byte("bad \xff byte\x00 \"quotes\" back\\slash\nline\ttab\rcr \x1b[31m \u2028 é 日本")}},
 		{5, ts, Entry{Format: FormatJournal, Priority: 6, Message: []byte("x"),
 			Fields: []Field{{Key: []byte("CODE_LINE"), Value: []byte("7")}, {Key: []byte("CODE_LINE"), Value: []byte("8")}, {Key: []byte("EMPTY")}}}},
+		{6, ts, Entry{Format: FormatRFC3164, Flags: FlagCreds, Priority: 13, PID: 4242, UID: 0, GID: 0,
+			Tag: []byte("demo"), Message: []byte("from a unit"),
+			Origin: Origin{Comm: []byte("demo"), Exe: []byte("/usr/bin/demo"), Unit: []byte("user@1000.service"),
+				UserUnit: []byte("app.service"), Slice: []byte("user-1000.slice"),
+				Cgroup: []byte("/user.slice/user-1000.slice/user@1000.service/app.slice/app.service")}}},
+		{7, ts, Entry{Format: FormatRaw, Flags: FlagCreds, Priority: 13, PID: 9, Message: []byte("exited sender: comm only"),
+			Fields: []Field{{Key: []byte("comm"), Value: []byte("sender-supplied")}},
+			Origin: Origin{Comm: []byte("qu\"ote\xff")}}},
 		{1 << 63, 0, Entry{}},
 	}
 }

@@ -91,6 +91,37 @@ type Entry struct {
 	MsgID    []byte // RFC 5424 MSGID
 	Message  []byte
 	Fields   []Field
+
+	// Origin holds the trusted origin fields the daemon read from
+	// /proc/PID for the kernel-supplied PID; empty when it could not.
+	Origin Origin
+}
+
+// Origin is what the daemon learnt about a sender from /proc/PID, keyed by
+// the kernel-supplied pid (SCM_CREDENTIALS): journald's _COMM, _EXE,
+// _SYSTEMD_UNIT, _SYSTEMD_USER_UNIT, _SYSTEMD_SLICE and _SYSTEMD_CGROUP.
+// A sender cannot set these through the datagram, unlike Fields; comm,
+// though, is whatever the process last named itself (prctl PR_SET_NAME).
+// Each is empty when it could not be read (the sender had exited, or the
+// value was longer than the daemon stores); none is ever guessed.
+type Origin struct {
+	Comm     []byte // /proc/PID/comm, without the newline
+	Exe      []byte // the target of /proc/PID/exe
+	Unit     []byte // systemd unit from the cgroup path ("nginx.service", "user@1000.service")
+	UserUnit []byte // the unit inside a user manager ("app.service" under user@1000.service)
+	Slice    []byte // the slice holding Unit ("system.slice")
+	Cgroup   []byte // the cgroup path (v2, or v1 name=systemd)
+}
+
+// IsZero reports whether o holds no field.
+func (o *Origin) IsZero() bool {
+	return len(o.Comm) == 0 && len(o.Exe) == 0 && len(o.Unit) == 0 && len(o.UserUnit) == 0 &&
+		len(o.Slice) == 0 && len(o.Cgroup) == 0
+}
+
+// fields returns o's fields in their encoding order.
+func (o *Origin) fields() [6]*[]byte {
+	return [6]*[]byte{&o.Comm, &o.Exe, &o.Unit, &o.UserUnit, &o.Slice, &o.Cgroup}
 }
 
 // Facility returns the syslog facility number (0..23).
@@ -115,6 +146,12 @@ func (e *Entry) Equal(o *Entry) bool {
 		!bytes.Equal(e.MsgID, o.MsgID) || !bytes.Equal(e.Message, o.Message) ||
 		len(e.Fields) != len(o.Fields) {
 		return false
+	}
+	ef, of := e.Origin.fields(), o.Origin.fields()
+	for i := range ef {
+		if !bytes.Equal(*ef[i], *of[i]) {
+			return false
+		}
 	}
 	for i := range e.Fields {
 		if !bytes.Equal(e.Fields[i].Key, o.Fields[i].Key) || !bytes.Equal(e.Fields[i].Value, o.Fields[i].Value) {
