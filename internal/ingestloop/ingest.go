@@ -15,6 +15,7 @@ import (
 
 	"github.com/collectord/collectord/internal/dgram"
 	"github.com/collectord/collectord/internal/fault"
+	"github.com/collectord/collectord/internal/origin"
 	"github.com/collectord/collectord/pkg/histogram"
 	"github.com/collectord/collectord/pkg/ingest"
 	"github.com/collectord/collectord/pkg/record"
@@ -44,6 +45,9 @@ type Options struct {
 	// (shmring.Writer.Sync) after publishing a batch that holds one. For a
 	// ring on a disk. Default false.
 	SyncUrgent bool
+	// Origin sizes the cache of the senders' trusted origin fields (comm,
+	// exe, unit, cgroup; internal/origin). Default: origin's defaults.
+	Origin origin.Options
 }
 
 // UrgentSeverity is the least urgent severity that Options.SyncUrgent
@@ -99,6 +103,8 @@ type Ingester struct {
 	entry  record.Entry
 	buf    []byte
 	recvAt time.Time // the current batch's receive time, the parser's clock
+
+	origin *origin.Cache // senders' origin fields, by pid
 
 	limit *limiter    // nil: no rate limit
 	self  senderCreds // for the records the Ingester writes itself
@@ -172,9 +178,10 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		now:  opts.Now,
 		buf:  make([]byte, 0, 4096),
 
-		limit: newLimiter(opts.RateLimit),
-		epoch: time.Now(),
-		self:  senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
+		origin: origin.New(opts.Origin),
+		limit:  newLimiter(opts.RateLimit),
+		epoch:  time.Now(),
+		self:   senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
 
 		syncUrgent: opts.SyncUrgent,
 		urgentTime: histogram.New(UrgentBuckets[:]),
@@ -252,6 +259,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			return fmt.Errorf("receive: %w", err)
 		}
 		in.recvAt = in.now()
+		in.origin.Begin(in.recvAt)
 		now := in.recvAt.UnixNano()
 		if in.limit != nil {
 			in.writeNotesAt(now, false)
@@ -330,6 +338,7 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 	if m.Creds.OK {
 		e.Flags |= record.FlagCreds
 		e.PID, e.UID, e.GID = m.Creds.PID, m.Creds.UID, m.Creds.GID
+		in.origin.Lookup(e.PID, &e.Origin)
 	} else {
 		in.count(ReasonNoCredentials)
 	}
@@ -391,7 +400,8 @@ func (in *Ingester) writeNotesAt(now int64, all bool) {
 // shrink cuts an entry that does not fit in one ring record: fields go
 // first, then the message, then the hostname, MSGID and tag (which can be
 // as long as the datagram: a JSON "host", an RFC 5424 APP-NAME), each cut
-// at a UTF-8 boundary. The entry is flagged truncated and re-encoded into
+// at a UTF-8 boundary, and last the origin fields (whole, as paths are not
+// cut). The entry is flagged truncated and re-encoded into
 // in.buf, which then always fits.
 func (in *Ingester) shrink(e *record.Entry) {
 	in.count(ReasonEntryTooLarge)
@@ -403,6 +413,9 @@ func (in *Ingester) shrink(e *record.Entry) {
 			break
 		}
 		*s = cutAtRune(*s, len(*s)-over)
+	}
+	if record.EncodedLen(e) > in.w.MaxPayload() {
+		e.Origin = record.Origin{}
 	}
 	in.buf = record.AppendEncode(in.buf[:0], e)
 }

@@ -119,6 +119,18 @@ func (o *Origin) IsZero() bool {
 		len(o.Slice) == 0 && len(o.Cgroup) == 0
 }
 
+// Equal reports whether o and p hold the same fields (nil and empty are
+// equal).
+func (o *Origin) Equal(p *Origin) bool {
+	of, pf := o.fields(), p.fields()
+	for i := range of {
+		if !bytes.Equal(*of[i], *pf[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // fields returns o's fields in their encoding order.
 func (o *Origin) fields() [6]*[]byte {
 	return [6]*[]byte{&o.Comm, &o.Exe, &o.Unit, &o.UserUnit, &o.Slice, &o.Cgroup}
@@ -147,11 +159,8 @@ func (e *Entry) Equal(o *Entry) bool {
 		len(e.Fields) != len(o.Fields) {
 		return false
 	}
-	ef, of := e.Origin.fields(), o.Origin.fields()
-	for i := range ef {
-		if !bytes.Equal(*ef[i], *of[i]) {
-			return false
-		}
+	if !e.Origin.Equal(&o.Origin) {
+		return false
 	}
 	for i := range e.Fields {
 		if !bytes.Equal(e.Fields[i].Key, o.Fields[i].Key) || !bytes.Equal(e.Fields[i].Value, o.Fields[i].Value) {
