@@ -49,6 +49,16 @@ type Filter struct {
 	// as "otel@32473.trace_id"). The field's value may be in upper case.
 	// Empty is no condition.
 	TraceID string `json:"trace_id,omitempty"`
+	// Unit keeps records whose trusted systemd unit (record.Origin.Unit,
+	// from the sender's cgroup) matches one of these, as journalctl -u
+	// does: a shell pattern (* ? [...]) as it is, a plain name with
+	// ".service" appended unless it ends in a unit type ("nginx" means
+	// nginx.service). Records without a unit never match. An empty list
+	// is no condition.
+	Unit []string `json:"unit,omitempty"`
+	// Comm keeps records whose trusted command name (record.Origin.Comm,
+	// /proc/PID/comm) is exactly this. Empty is no condition.
+	Comm string `json:"comm,omitempty"`
 	// Grep keeps records whose message matches this RE2 regular expression
 	// (Go regexp syntax).
 	Grep string `json:"grep,omitempty"`
@@ -60,7 +70,8 @@ type Filter struct {
 // record (and is left out of a request's JSON).
 func (f Filter) IsZero() bool {
 	return f.Priority == nil && len(f.Facility) == 0 && f.Tag == "" && f.PID == nil && f.UID == nil &&
-		f.Since == 0 && f.Until == 0 && len(f.Fields) == 0 && f.Grep == "" && f.TraceID == ""
+		f.Since == 0 && f.Until == 0 && len(f.Fields) == 0 && f.Grep == "" && f.TraceID == "" &&
+		len(f.Unit) == 0 && f.Comm == ""
 }
 
 // compiledFilter is a Filter in the form Match uses.
@@ -71,7 +82,8 @@ type compiledFilter struct {
 	maxSev    uint8  // 7 when no condition
 	facMask   uint32 // bit f set: facility f matches; all ones when no condition
 	fields    []fieldCond
-	traceID   string // validated: 32 lowercase hex digits, or empty
+	traceID   string   // validated: 32 lowercase hex digits, or empty
+	units     []string // unit patterns, as journalctl mangles them
 	re        *regexp.Regexp
 }
 
@@ -122,6 +134,13 @@ func (f *Filter) Compile() error {
 		}
 		c.traceID = f.TraceID
 	}
+	for _, u := range f.Unit {
+		p, err := unitPattern(u)
+		if err != nil {
+			return filterError("unit", fmt.Errorf("%q: %w", u, err))
+		}
+		c.units = append(c.units, p)
+	}
 	if f.Grep != "" {
 		re, err := regexp.Compile(f.Grep)
 		if err != nil {
@@ -130,7 +149,7 @@ func (f *Filter) Compile() error {
 		c.re = re
 	}
 	c.needEntry = f.Priority != nil || len(f.Facility) > 0 || f.Tag != "" || f.PID != nil ||
-		f.UID != nil || len(c.fields) > 0 || c.traceID != "" || c.re != nil
+		f.UID != nil || len(c.fields) > 0 || c.traceID != "" || c.re != nil || len(c.units) > 0 || f.Comm != ""
 	c.all = !c.needEntry && f.Since == 0 && f.Until == 0
 	c.ok = true
 	f.c = c
@@ -178,12 +197,31 @@ func (f *Filter) Match(t int64, e *record.Entry) bool {
 	if c.traceID != "" && !hasTraceID(e, c.traceID) {
 		return false
 	}
+	if f.Comm != "" && string(e.Origin.Comm) != f.Comm {
+		return false
+	}
+	if len(c.units) > 0 && !matchUnit(c.units, e.Origin.Unit) {
+		return false
+	}
 	return c.re == nil || c.re.Match(e.Message)
 }
 
 // matchTime checks only the receive time.
 func (f *Filter) matchTime(t int64) bool {
 	return (f.Since == 0 || t >= f.Since) && (f.Until == 0 || t < f.Until)
+}
+
+// matchUnit reports whether unit is set and matches one of the patterns.
+func matchUnit(patterns []string, unit []byte) bool {
+	if len(unit) == 0 {
+		return false
+	}
+	for _, p := range patterns {
+		if globMatch(p, unit) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasField(e *record.Entry, want *fieldCond) bool {

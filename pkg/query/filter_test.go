@@ -32,6 +32,13 @@ var filterCases = []struct {
 	{"field absent value", Filter{Fields: map[string]string{"trace_id": "t1"}}, func(uint64) bool { return false }},
 	{"grep", Filter{Grep: "fail(ed|ure)"}, func(s uint64) bool { return s%5 == 1 || s%5 == 2 }},
 	{"grep anchored", Filter{Grep: `^message 1\d `}, func(s uint64) bool { return s >= 10 && s <= 19 }},
+	{"unit plain name", Filter{Unit: []string{"demo"}}, func(s uint64) bool { return s%2 == 0 && s%7 == 0 }},
+	{"unit full name", Filter{Unit: []string{"demo.socket"}}, func(s uint64) bool { return s%2 == 0 && s%7 == 4 }},
+	{"unit glob", Filter{Unit: []string{"demo*"}}, func(s uint64) bool { return s%2 == 0 && (s%7 == 0 || s%7 == 1 || s%7 == 4) }},
+	{"unit repeated", Filter{Unit: []string{"sshd", "[cn]*.service"}}, func(s uint64) bool { return s%2 == 0 && (s%7 == 2 || s%7 == 3 || s%7 == 5) }},
+	{"unit none matches", Filter{Unit: []string{"demo.slice"}}, func(uint64) bool { return false }},
+	{"comm", Filter{Comm: "sshd"}, func(s uint64) bool { return s%2 == 0 && s%7 != 6 && s%4 == 1 }},
+	{"unit and comm", Filter{Unit: []string{"demo*"}, Comm: "demo"}, func(s uint64) bool { return s%4 == 0 && (s%7 == 0 || s%7 == 1 || s%7 == 4) }},
 	{"combined", Filter{Priority: new(5), Tag: "app", Grep: "retry|done"},
 		func(s uint64) bool { return s%8 <= 5 && s%3 == 2 && (s%5 == 3 || s%5 == 4) }},
 }
@@ -65,6 +72,9 @@ func TestFilterCompileErrors(t *testing.T) {
 		{Filter{Since: 10, Until: 10}, "filter.until"},
 		{Filter{Fields: map[string]string{"": "x"}}, "filter.fields"},
 		{Filter{Grep: "fail(ed"}, "filter.grep"},
+		{Filter{Unit: []string{"demo[.service"}}, "filter.unit"},
+		{Filter{Unit: []string{"ok", ""}}, "filter.unit"},
+		{Filter{Unit: []string{`demo\`}}, "filter.unit"},
 	}
 	for _, tc := range tests {
 		err := tc.filter.Compile()
@@ -93,7 +103,7 @@ func TestFilterMatchDoesNotAllocate(t *testing.T) {
 	f := Filter{
 		Priority: new(6), Facility: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 20}, Tag: "sshd",
 		PID: new(uint32(1004)), UID: new(uint32(0)), Fields: map[string]string{"trace_id": "t0"},
-		Grep: `message \d+ (ok|done)`,
+		Grep: `message \d+ (ok|done)`, Unit: []string{"nomatch", "demo*"}, Comm: "demo",
 	}
 	if err := f.Compile(); err != nil {
 		t.Fatal(err)

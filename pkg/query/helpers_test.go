@@ -33,6 +33,14 @@ var (
 
 // entryFor derives a record's entry from its sequence number, so that tests
 // can say which records a filter keeps without reading the ring.
+// testUnits and testComms are the origin fields of entryFor's records
+// with credentials: unit testUnits[seq%7] (none for "") and comm
+// testComms[seq%4].
+var (
+	testUnits = [7]string{"demo.service", "demo-worker.service", "sshd.service", "nginx.service", "demo.socket", "cron.service", ""}
+	testComms = [4]string{"demo", "sshd", "cat", "logger"}
+)
+
 func entryFor(seq uint64) record.Entry {
 	e := record.Entry{
 		Format:   record.FormatRFC3164,
@@ -45,6 +53,9 @@ func entryFor(seq uint64) record.Entry {
 	}
 	if seq%2 == 0 {
 		e.Flags |= record.FlagCreds
+		if u := testUnits[seq%7]; u != "" {
+			e.Origin = record.Origin{Unit: []byte(u), Comm: []byte(testComms[seq%4]), Slice: []byte("system.slice")}
+		}
 	}
 	if seq%4 == 0 {
 		e.Fields = []record.Field{
