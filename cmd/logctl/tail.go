@@ -52,6 +52,16 @@ func (f fieldFlags) Set(v string) error {
 	return nil
 }
 
+// unitFlags collects repeated -u/--unit patterns.
+type unitFlags []string
+
+func (u *unitFlags) String() string { return "" }
+
+func (u *unitFlags) Set(v string) error {
+	*u = append(*u, v)
+	return nil
+}
+
 func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, error) {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -72,6 +82,9 @@ func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, erro
 	fields := fieldFlags{}
 	fs.Var(fields, "field", "only records with structured field `KEY=VALUE` (repeatable)")
 	traceID := fs.String("trace-id", "", "only records carrying this trace `ID` (32 hex digits) in a trace_id field")
+	fs.Var((*unitFlags)(&o.req.Filter.Unit), "u", "only records from systemd `UNIT` (glob; a plain name means NAME.service; repeatable)")
+	fs.Var((*unitFlags)(&o.req.Filter.Unit), "unit", "same as -u")
+	fs.StringVar(&o.req.Filter.Comm, "comm", "", "only records whose trusted command name (/proc/PID/comm) is `NAME`")
 	fs.StringVar(&o.req.Filter.Grep, "g", "", "only records whose message matches `REGEX`")
 	fs.StringVar(&o.req.Filter.Grep, "grep", "", "same as -g")
 	after := fs.String("after-cursor", "", "start after `CURSOR` (as printed by --show-cursor)")
