@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	// Short output shows local time; pin it so that runs compare.
 	os.Setenv("TZ", "UTC")
 	os.Unsetenv("NO_COLOR")
-	proctest.Main(m, nil)
+	proctest.Main(m, map[string]func([]string) error{"sender": senderChild})
 }
 
 // openDir returns t.TempDir() made traversable by other users, so that a
@@ -133,6 +133,11 @@ type jsonRecord struct {
 	Message   string            `json:"message"`
 	Fields    map[string]string `json:"fields"`
 	Truncated bool              `json:"truncated"`
+	Comm      string            `json:"comm"`
+	Exe       string            `json:"exe"`
+	Unit      string            `json:"unit"`
+	Slice     string            `json:"slice"`
+	Cgroup    string            `json:"cgroup"`
 }
 
 // parseJSON parses the output of `tail -o json`; a "-- cursor: N" last line

@@ -85,9 +85,14 @@ func (f *formatter) appendRecord(b []byte, seq uint64, ts int64, e *record.Entry
 		b = append(b, f.hostname...)
 	}
 	b = append(b, ' ')
-	if len(e.Tag) > 0 {
+	// The identifier, as journalctl shows it: the tag, else the trusted
+	// command name.
+	switch {
+	case len(e.Tag) > 0:
 		b = appendText(b, e.Tag)
-	} else {
+	case len(e.Origin.Comm) > 0:
+		b = appendText(b, e.Origin.Comm)
+	default:
 		b = append(b, '-')
 	}
 	if p := pid(e); p != 0 {

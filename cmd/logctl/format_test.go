@@ -17,6 +17,7 @@ func sampleEntry() *record.Entry {
 		Tag:     []byte("sshd"),
 		Message: []byte("bad \xff byte\x00 and \"quotes\"\nsecond line"),
 		Fields:  []record.Field{{Key: []byte("zoo@123.tiger"), Value: []byte("hungry")}},
+		Origin:  record.Origin{Comm: []byte("sshd"), Exe: []byte("/usr/sbin/sshd"), Unit: []byte("ssh.service")},
 	}
 }
 
@@ -33,6 +34,17 @@ func TestFormatShort(t *testing.T) {
 	got = string(f.appendRecord(nil, 9, ts, sampleEntry()))
 	if !strings.HasPrefix(got, "2026-11-24T22:31:11.123456Z box sshd[42]: \x1b[1;31mbad") || !strings.HasSuffix(got, "\x1b[0m\n") {
 		t.Fatalf("short-iso with colour: %q", got)
+	}
+	// Without a tag, the trusted comm names the sender, as in journalctl.
+	f.format, f.color = outShort, false
+	e := sampleEntry()
+	e.Tag, e.Origin.Comm = nil, []byte("demo")
+	if got := string(f.appendRecord(nil, 9, ts, e)); !strings.HasPrefix(got, "Nov 24 22:31:11 box demo[42]: ") {
+		t.Fatalf("short, no tag, comm demo: %q", got)
+	}
+	e.Origin.Comm = nil
+	if got := string(f.appendRecord(nil, 9, ts, e)); !strings.HasPrefix(got, "Nov 24 22:31:11 box -[42]: ") {
+		t.Fatalf("short, no tag, no comm: %q", got)
 	}
 	f.format = outRaw
 	if got := string(f.appendRecord(nil, 9, ts, sampleEntry())); got != "bad \\xff byte\\x00 and \"quotes\"\nsecond line\n" {
@@ -54,6 +66,7 @@ func TestFormatJSON(t *testing.T) {
 		"message":   "bad \\xff byte\x00 and \"quotes\"\nsecond line",
 		"fields":    map[string]any{"zoo@123.tiger": "hungry"},
 		"truncated": true,
+		"comm":      "sshd", "exe": "/usr/sbin/sshd", "unit": "ssh.service",
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || !jsonEqual(g, v) {
