@@ -18,6 +18,9 @@ import (
 const (
 	DefaultSize   = 1024        // cached senders
 	DefaultMaxAge = time.Second // journald's: fields re-read after 1 s
+	// DefaultCheckInterval: a cached sender's start time is checked at
+	// most this often.
+	DefaultCheckInterval = 10 * time.Millisecond
 )
 
 // MaxField is the longest exe or cgroup path stored, PATH_MAX; a longer
@@ -36,6 +39,11 @@ type Options struct {
 	// read again (a process may exec another program or move to another
 	// cgroup). Default DefaultMaxAge.
 	MaxAge time.Duration
+	// CheckInterval is how often, at most, a cached sender's start time is
+	// compared with /proc (one read of /proc/PID/stat): a pid reused
+	// within this time of the last check (the pid space wrapping around
+	// meanwhile) would go unnoticed. Default DefaultCheckInterval.
+	CheckInterval time.Duration
 }
 
 // Stats counts a Cache's lookups. All counts are monotonic.
@@ -51,7 +59,7 @@ type Stats struct {
 type slot struct {
 	pid     uint32 // 0: empty
 	start   uint64 // start time, clock ticks after boot (/proc/PID/stat field 22)
-	batch   uint64 // the batch in which start was last checked
+	checked int64  // when start was last checked, Unix nanoseconds
 	readAt  int64  // when the fields were read, Unix nanoseconds
 	used    uint64 // lookup clock at the last use, for eviction
 	buf     []byte // the fields' bytes; origin aliases it
@@ -65,7 +73,7 @@ type Cache struct {
 	slots  []slot
 	sets   uint32
 	maxAge int64
-	batch  uint64
+	check  int64
 	now    int64
 	clock  uint64
 	stats  Stats
@@ -82,22 +90,25 @@ func New(opts Options) *Cache {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
 	}
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = DefaultCheckInterval
+	}
 	sets := (opts.Size + ways - 1) / ways
 	return &Cache{
 		slots:   make([]slot, sets*ways),
 		sets:    uint32(sets),
 		maxAge:  int64(opts.MaxAge),
-		batch:   1,
+		check:   int64(opts.CheckInterval),
 		path:    make([]byte, 0, 64),
 		scratch: make([]byte, 2*MaxField+1024),
 	}
 }
 
-// Begin starts a batch of lookups at now: a cached sender is checked
-// against /proc (its start time) at its first lookup in a batch, and
-// trusted for the rest of the batch.
+// Begin sets the time of the lookups that follow (a batch of datagrams
+// read at once): a cached sender is checked against /proc (its start time)
+// when it was last checked CheckInterval or more before, and its fields
+// read again when they were read MaxAge or more before.
 func (c *Cache) Begin(now time.Time) {
-	c.batch++
 	c.now = now.UnixNano()
 }
 
@@ -106,12 +117,13 @@ func (c *Cache) Begin(now time.Time) {
 func (c *Cache) Stats() Stats { return c.stats }
 
 // Lookup sets *o to the origin fields of the process pid: from the cache
-// when pid is cached, was started at the same time as when it was cached,
-// and was read less than MaxAge ago; otherwise read from /proc/PID now. A
+// when pid is cached, was started at the same time as when it was cached
+// (checked at most every CheckInterval), and was read less than MaxAge
+// ago; otherwise read from /proc/PID now. A
 // field that cannot be read is empty; all are when the process is gone.
 // The slices in *o alias the Cache and stay valid only until the next
 // Lookup or Begin. On a hit it allocates nothing; checking the start time
-// (once per batch) reads /proc/PID/stat without allocating either.
+// reads /proc/PID/stat without allocating either.
 func (c *Cache) Lookup(pid uint32, o *record.Origin) {
 	*o = record.Origin{}
 	if pid == 0 {
@@ -126,7 +138,7 @@ func (c *Cache) Lookup(pid uint32, o *record.Origin) {
 			break
 		}
 	}
-	if s != nil && s.batch != c.batch {
+	if s != nil && c.now-s.checked >= c.check {
 		start, err := c.startTime(pid)
 		switch {
 		case err != nil:
@@ -143,7 +155,7 @@ func (c *Cache) Lookup(pid uint32, o *record.Origin) {
 			s.pid = 0 // read again below, into the same slot
 			s = nil
 		default:
-			s.batch = c.batch
+			s.checked = c.now
 		}
 	}
 	if s != nil {
@@ -231,7 +243,7 @@ func (c *Cache) read(pid uint32, s *slot) bool {
 		Cgroup: sub(b, cgroup),
 	}
 	o.Unit, o.UserUnit, o.Slice = Units(o.Cgroup)
-	s.pid, s.start, s.batch, s.readAt, s.used = pid, start, c.batch, c.now, c.clock
+	s.pid, s.start, s.checked, s.readAt, s.used = pid, start, c.now, c.now, c.clock
 	s.present = !o.IsZero()
 	return true
 }
