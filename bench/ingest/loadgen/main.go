@@ -6,7 +6,7 @@
 //	loadgen -socket PATH [-senders N] [-size BYTES] [-count M]
 //	        [-format rfc3164|raw] [-nonblock | -drop]
 //	        [-ring PATH | -settle PID [-quiet D]]
-//	        [-timeout D]
+//	        [-timeout D] [-spawn]
 //
 // Each sender is a goroutine with its own connected unixgram socket, as
 // separate client processes would have; it writes M datagrams of exactly
@@ -39,6 +39,13 @@
 // -timeout, or a ring that does not reach the count (a receiver that does
 // not settle) within -timeout, is an error (exit 1), so a run always ends.
 //
+// With -spawn, every datagram comes from a new, short-lived process, as
+// from a `logger` per message: each sender runs loadgen again (hidden
+// flag -one) once per datagram, which connects, sends that one datagram
+// (blocking) and exits; the sender waits for it before starting the next.
+// Its rfc3164 header names the child's own pid. -nonblock and -drop do
+// not apply, and the result's pid is 0 (every datagram has its own).
+//
 // It prints one line of JSON (see result) on stdout.
 package main
 
@@ -49,6 +56,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +105,8 @@ type config struct {
 	settle   int
 	quiet    time.Duration
 	timeout  time.Duration
+	spawn    bool
+	one      string // with -spawn, in the child: "ID:N", the datagram to send
 }
 
 func main() {
@@ -112,9 +122,17 @@ func main() {
 	flag.IntVar(&c.settle, "settle", 0, "receiver process `pid`: also wait until it has been idle for -quiet")
 	flag.DurationVar(&c.quiet, "quiet", time.Second, "with -settle: how long the receiver must be idle")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long without progress on a write, or waiting for the ring")
+	flag.BoolVar(&c.spawn, "spawn", false, "send every datagram from a new short-lived process (a logger per message)")
+	flag.StringVar(&c.one, "one", "", "internal, for -spawn: send datagram `ID:N` and exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected argument %q", flag.Arg(0))
+	}
+	if c.one != "" {
+		if err := sendOne(c); err != nil {
+			fatalf("%v", err)
+		}
+		return
 	}
 	res, err := run(c)
 	if err != nil {
@@ -147,6 +165,8 @@ func run(c config) (result, error) {
 		return result{}, errors.New("-drop and -nonblock exclude each other")
 	case c.quiet <= 0:
 		return result{}, fmt.Errorf("-quiet %v: must be positive", c.quiet)
+	case c.spawn && (c.drop || c.nonblock):
+		return result{}, errors.New("-spawn sends blocking: not with -drop or -nonblock")
 	}
 	pid := os.Getpid()
 	stamp := time.Now().Format(time.Stamp)
@@ -187,6 +207,10 @@ func run(c config) (result, error) {
 	for i, s := range senders {
 		wg.Go(func() {
 			<-start
+			if c.spawn {
+				errs[i] = spawnAll(c, i)
+				return
+			}
 			errs[i] = s.send(c.count, c.timeout)
 		})
 	}
@@ -201,7 +225,7 @@ func run(c config) (result, error) {
 
 	total := c.senders * c.count
 	res := result{
-		Senders: c.senders, Size: c.size, Count: c.count, Format: c.format, PID: pid,
+		Senders: c.senders, Size: c.size, Count: c.count, Format: c.format, PID: pid * btoi(!c.spawn),
 		Sent: total, StartUnixNano: t0.UnixNano(),
 		Elapsed: elapsed.Seconds(), Rate: float64(total) / elapsed.Seconds(),
 	}
@@ -229,6 +253,53 @@ func run(c config) (result, error) {
 		res.setStored(busy.Sub(t0))
 	}
 	return res, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// spawnAll sends sender id's datagrams 0..count-1, each from a new
+// process (loadgen -one id:n), one after the other.
+func spawnAll(c config, id int) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for n := range c.count {
+		cmd := exec.Command(exe, "-one", strconv.Itoa(id)+":"+strconv.Itoa(n), "-socket", c.socket,
+			"-size", strconv.Itoa(c.size), "-count", strconv.Itoa(c.count), "-format", c.format,
+			"-timeout", c.timeout.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("sender %d, datagram %d: %v: %s", id, n, err, out)
+		}
+	}
+	return nil
+}
+
+// sendOne is the -spawn child: it sends the one datagram c.one names.
+func sendOne(c config) error {
+	ids, ns, ok := strings.Cut(c.one, ":")
+	id, err1 := strconv.Atoi(ids)
+	n, err2 := strconv.Atoi(ns)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("-one %q: want ID:N", c.one)
+	}
+	msg, seqOff, err := message(c.format, time.Now().Format(time.Stamp), os.Getpid(), id, c.count, c.size)
+	if err != nil {
+		return err
+	}
+	putDigits(msg[seqOff:seqOff+seqWidth(c.count)], n)
+	fd, err := dial(c.socket, false, c.timeout)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	s := &sender{fd: fd, msg: msg}
+	return s.write(c.timeout)
 }
 
 // setStored sets the stored time and rate.

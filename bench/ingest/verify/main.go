@@ -43,6 +43,9 @@ type result struct {
 	NoCreds    uint64 `json:"no_creds"`     // records without FlagCreds, with pid 0, or not -pid
 	Corrupt    uint64 `json:"corrupt"`      // payloads record.Decode rejected
 	RingLost   uint64 `json:"ring_lost"`    // records overwritten or damaged before being read
+	// WithComm counts records with a trusted comm (record.Origin): how
+	// many senders the daemon could still attribute. Not checked.
+	WithComm uint64 `json:"with_comm"`
 }
 
 func (r *result) ok(dropped uint64) bool {
@@ -114,6 +117,9 @@ func check(path string, senders, count int, pid uint32, from uint64) (result, er
 		}
 		if e.Flags&record.FlagCreds == 0 || e.PID == 0 || (pid != 0 && e.PID != pid) {
 			res.NoCreds++
+		}
+		if len(e.Origin.Comm) > 0 {
+			res.WithComm++
 		}
 		id, n, ok := parseIDs(e.Message)
 		if !ok || id >= senders || n >= count {
