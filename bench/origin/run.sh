@@ -18,8 +18,9 @@
 # BENCH_TMPDIR.
 #
 # Rate = datagrams / time from loadgen's first send until the ring
-# published the last (loadgen -ring). Daemon CPU per datagram: the sum of
-# its threads' run time (/proc/PID/task/*/schedstat, ns) around loadgen.
+# published the last (loadgen -ring). Daemon CPU per datagram: its user +
+# system time (/proc/PID/stat, clock ticks, exited threads included)
+# around loadgen.
 # The report gives medians per build and the median of the per-repetition
 # ratios after/before; the target is after/before >= 0.95 in rate. Both
 # builds run as installed (CGO_ENABLED=0), query and metrics servers off,
@@ -50,8 +51,9 @@ git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK/src"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/after/" ./cmd/collectord &&
 	CGO_ENABLED=0 go build -o "$WORK/bin/" ./bench/ingest/loadgen ./bench/ingest/verify)
 
-# task_ns PID: the run time of all the process's threads, in ns.
-task_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
+# task_ns PID: the process's CPU time in ns (proc_cpu, in clock ticks;
+# the threads' schedstat would miss those that exited).
+task_ns() { awk -v t="$(proc_cpu "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1e9 / hz }'; }
 
 # load NAME SENDERS COUNT [LOADGEN FLAGS...]: one load into the daemon
 # DPID; prints "rate cpu_ns_per_datagram with_comm ok".
