@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/collectord/collectord/internal/origin"
 	"github.com/collectord/collectord/internal/proctest"
 	"github.com/collectord/collectord/pkg/query"
 )
@@ -306,6 +308,9 @@ func TestTailJSONFields(t *testing.T) {
 		got = append(got, m)
 	}
 	cred := map[string]any{"pid": float64(os.Getpid()), "uid": float64(os.Getuid()), "gid": float64(os.Getgid())}
+	for k, v := range ownOrigin(t) {
+		cred[k] = v
+	}
 	with := func(m map[string]any) map[string]any {
 		for k, v := range cred {
 			m[k] = v
@@ -704,12 +709,44 @@ func quickJSON(t *testing.T, line string) (seq uint64, tag, msg string) {
 	num, rest, ok2 := strings.Cut(rest, ",")
 	_, rest, ok3 := strings.Cut(rest, `,"tag":"`)
 	tag, rest, ok4 := strings.Cut(rest, `","message":"`)
-	msg, ok5 := strings.CutSuffix(rest, `"}`)
+	// The message, then the end or the trusted origin fields.
+	msg, after, _ := strings.Cut(rest, `"`)
+	ok5 := after == "}" || strings.HasPrefix(after, `,"comm":`) && strings.HasSuffix(after, "}")
 	seq, err := strconv.ParseUint(num, 10, 64)
 	if !ok || !ok2 || !ok3 || !ok4 || !ok5 || err != nil || strings.ContainsAny(msg, `"\`) {
 		t.Fatalf("unexpected line %q", line)
 	}
 	return seq, tag, msg
+}
+
+// ownOrigin returns the origin fields the daemon finds for this test
+// process, as -o json shows them, from /proc/self.
+func ownOrigin(t *testing.T) map[string]any {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ = filepath.EvalSymlinks(exe)
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{"comm": strings.TrimSuffix(string(comm), "\n"), "exe": exe}
+	cg, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := origin.CgroupPath(cg); ok {
+		m["cgroup"] = string(p)
+		u, uu, sl := origin.Units(p)
+		for k, v := range map[string][]byte{"unit": u, "user_unit": uu, "slice": sl} {
+			if len(v) > 0 {
+				m[k] = string(v)
+			}
+		}
+	}
+	return m
 }
 
 // parseBulk extracts seq and the sender and number of a bulk record.
