@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -86,16 +87,20 @@ func runLatency(args []string) (any, error) {
 				readErr = fmt.Errorf("read logctl output after %d lines: %w", len(lat), err)
 				return
 			}
-			_, msg, ok := bytes.Cut(line, []byte(`"message":"`))
+			// The whole object is decoded: other keys (the trusted origin
+			// fields among them) may follow "message".
+			var rec struct {
+				Message string `json:"message"`
+			}
 			switch {
-			case !ok:
+			case json.Unmarshal(line, &rec) != nil:
 				readErr = fmt.Errorf("unexpected line %q", line)
 				return
-			case bytes.HasPrefix(msg, []byte("ready ")):
+			case strings.HasPrefix(rec.Message, "ready "):
 				liveOnce.Do(func() { close(live) })
 				continue
 			}
-			f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(string(msg)), `"}`))
+			f := strings.Fields(rec.Message)
 			if len(f) != 3 || f[0] != "lat" {
 				readErr = fmt.Errorf("unexpected line %q", line)
 				return
