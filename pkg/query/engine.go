@@ -107,15 +107,19 @@ type runner struct {
 	pingStop context.CancelFunc
 }
 
-// followGap is the least time between two wake-ups of a follow. The ring
+// followGap and followBusy coalesce a busy follow's wake-ups. The ring
 // wakes its readers once per batch, which under a high ingest rate is tens
-// of thousands of times a second; a follow that woke less than followGap
-// ago sleeps out the rest first and then reads every record published
-// meanwhile in one pass. Sixteen follows of a user with no new records of
-// their own (the per-user cap) otherwise cost ingest about a tenth of its
-// rate on 2 CPUs, each scanning every batch. A follow of a quiet ring
-// still sees a record as soon as it is published.
-const followGap = time.Millisecond
+// of thousands of times a second; sixteen follows of a user with no new
+// records of their own (the per-user cap) each scanning every batch cost
+// ingest about a fifth of its rate on 2 CPUs. A follow woken again less
+// than followBusy after its last wake-up sleeps until followGap has passed
+// since then, and reads everything published meanwhile in one pass. A
+// follow of a ring written less often than every followBusy (a thousand
+// records a second, one per batch, is every millisecond) is never delayed.
+const (
+	followGap  = time.Millisecond
+	followBusy = 250 * time.Microsecond
+)
 
 // checkEvery is how many records Run examines between looks at ctx.
 const checkEvery = 256
@@ -310,7 +314,7 @@ func (x *runner) wait() (Reason, error) {
 		}
 		err := x.r.Wait(x.waitCtx(), x.c.Pos())
 		if err == nil {
-			if d := time.Since(x.woke); d < followGap {
+			if d := time.Since(x.woke); d < followBusy {
 				time.Sleep(followGap - d)
 			}
 			x.woke = time.Now()
