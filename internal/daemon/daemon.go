@@ -328,11 +328,6 @@ func (d *daemon) openRing(ctx context.Context) error {
 			return err
 		}
 	}
-	// The query server's follows are woken by the writer in this process
-	// without system calls; readers elsewhere by the ring's futex.
-	local := shmring.NewLocal()
-	w.SetLocal(local)
-	d.reader.SetLocal(local)
 	d.stopPopulate = populate(w, d.log)
 	rs, st := w.Recovered(), w.Stats()
 	d.log.Info("ring open", "path", d.cfg.Ring, "durable", d.cfg.Durable, "size", st.Size, "created", rs.Created, "clean", rs.Clean,

@@ -131,20 +131,16 @@
 // until the futex word changes. Within a process at most one goroutine per
 // Reader sleeps in the kernel; it wakes the others through a channel.
 // Never replace or rename a ring file while readers map it: futex keys are
-// the file's inode and offset. Readers in the writer's own process can
-// share a Local with it instead (Writer.SetLocal, Reader.SetLocal): Wait
-// then sleeps on a channel that Publish closes, without system calls,
-// until the writer is released, and on the futex again after.
+// the file's inode and offset.
 //
 // # Ownership and concurrency
 //
 // A Writer is used by one goroutine, except Sync and SyncStats, which any
 // goroutine may call at any time (the daemon syncs on a timer). A Reader
 // is safe for concurrent use; each goroutine reads with its own Cursor.
-// Records returned by Cursor.Next and Cursor.NextWhere are copies in a
-// buffer owned by the cursor, valid until the next call; the mapping
-// itself is handed out only to NextWhere's keep function, for the length
-// of the call.
+// Records returned by Cursor.Next are copies in a buffer owned by the
+// cursor, valid until the next call; the mapping itself is never handed
+// out.
 //
 // # Limits
 //

@@ -43,12 +43,7 @@ type Reader struct {
 	notify  chan struct{} // closed and replaced when the leader wakes
 	leading bool          // a Wait caller sleeps in FUTEX_WAIT
 	closed  bool
-	local   atomic.Pointer[Local] // wakes Wait when the writer is in this process
 }
-
-// SetLocal makes Wait sleep on l, not on the futex, while a writer in this
-// process is attached to l (see Local).
-func (r *Reader) SetLocal(l *Local) { r.local.Store(l) }
 
 // OpenReader maps the ring at path read-only.
 func OpenReader(path string) (*Reader, error) {
@@ -314,22 +309,9 @@ func (r *Reader) Wait(ctx context.Context, seq uint64) error {
 			return ErrClosed
 		}
 		v := loadUint32(word)
-		var woken <-chan struct{}
-		if l := r.local.Load(); l != nil {
-			woken = l.wait()
-		}
 		if r.Head() > seq {
 			r.mu.Unlock()
 			return nil
-		}
-		if woken != nil {
-			r.mu.Unlock()
-			select {
-			case <-woken:
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			}
 		}
 		if r.leading {
 			ch := r.notify
@@ -378,9 +360,6 @@ func (r *Reader) Close() error {
 	r.closed = true
 	close(r.notify)
 	r.notify = make(chan struct{})
-	if l := r.local.Load(); l != nil {
-		l.wake() // waiters on it see closed
-	}
 	for r.leading {
 		// The leader sleeps in FUTEX_WAIT on the mapping: wake it and let
 		// it leave before unmapping. A FUTEX_WAKE needs no write access.

@@ -54,8 +54,7 @@ type Options struct {
 // SyncStats are the exception: any goroutine may call them.
 type Writer struct {
 	mapping
-	f     *os.File
-	local *Local // nil: no readers woken in-process
+	f *os.File
 
 	// Writer-private copies of the live state; the shared ones are stores of these.
 	head, headPos uint64
@@ -235,18 +234,6 @@ func (w *Writer) Publish() {
 	w.published = w.head
 	atomic.AddUint32(w.futex(), 1)
 	futexWakeAll(w.futex())
-	if w.local != nil {
-		w.local.published()
-	}
-}
-
-// SetLocal attaches the writer to l, so that readers in this process that
-// share l are woken without system calls (see Local), until Release or
-// Close detaches it. It must be called before the writer is used from
-// another goroutine.
-func (w *Writer) SetLocal(l *Local) {
-	w.local = l
-	l.attach(true)
 }
 
 // Append adds one record and publishes it.
@@ -289,9 +276,6 @@ func (w *Writer) Release() error {
 	}
 	w.Publish()
 	w.closed, w.released = true, true
-	if w.local != nil {
-		w.local.attach(false) // readers here wait on the futex again
-	}
 	err := w.markClosed()
 	// The mapping holds the file, and with it the lock, until it is
 	// unmapped: unlock explicitly.
