@@ -4,17 +4,17 @@ package daemon
 
 import (
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/collectord/collectord/internal/ingestloop"
 	"github.com/collectord/collectord/internal/metrics"
+	"github.com/collectord/collectord/pkg/query"
 )
 
-// metricsHandler serves /metrics, /healthz and /readyz from a registry of
-// the daemon's own.
-func (d *daemon) metricsHandler() http.Handler {
-	qs, reader := d.qs, d.reader
+// metricsSources are what the daemon's registry reads at each scrape and
+// stats request; qs may be nil (no query server).
+func (d *daemon) metricsSources(qs *query.Server) metrics.Sources {
+	reader := d.reader
 	src := metrics.Sources{
 		Ingest: func() ingestloop.Stats {
 			if in := d.inPtr.Load(); in != nil {
@@ -59,7 +59,7 @@ func (d *daemon) metricsHandler() http.Handler {
 			return fs
 		}
 	}
-	return metrics.Handler(metrics.NewRegistry(src), d.ingestHealth)
+	return src
 }
 
 // ingestHealth is nil while the ingest loop makes progress: it waits for

@@ -11,14 +11,21 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/collectord/collectord/internal/metrics"
 	"github.com/collectord/collectord/internal/sockdup"
 	"github.com/collectord/collectord/pkg/query"
 )
 
 func (d *daemon) startServers() error {
+	// Stats requests read the registry the metrics endpoint serves, made
+	// once the query server it counts exists.
+	var regp atomic.Pointer[prometheus.Registry]
 	if d.socks.query != nil || d.socks.queryLocal != nil {
 		opts := d.cfg.Query
 		if opts.TracerProvider == nil {
@@ -28,10 +35,14 @@ func (d *daemon) startServers() error {
 			opts.Logger = d.log.With("component", "query")
 		}
 		d.readers(&opts)
+		log := opts.Logger
+		opts.Stats = func(a query.Access) []query.Sample { return metrics.Samples(regp.Load(), a, log) }
 		d.qs = query.NewServer(d.reader, opts)
 	}
+	reg := metrics.NewRegistry(d.metricsSources(d.qs))
+	regp.Store(reg)
 	if d.socks.metrics != nil {
-		d.metrics = &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+		d.metrics = &http.Server{Handler: metrics.Handler(reg, d.ingestHealth), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	}
 	return d.startAccepting()
 }

@@ -9,4 +9,8 @@
 // Handler serves /metrics, /healthz and /readyz; it and the registry are
 // safe for concurrent scrapes, and every Sources function must be too
 // (the daemon's read atomics). Nothing is kept between scrapes.
+//
+// Samples gives the same figures to the query server's stats requests
+// (logctl stats), less those a user who reads only their own records may
+// not see.
 package metrics

@@ -243,6 +243,59 @@ func (c *Client) handshake(ctx context.Context) error {
 	return nil
 }
 
+// ErrNoStats is returned by Stats when the server does not answer stats
+// requests (an older collectord).
+var ErrNoStats = errors.New("this query server does not answer stats requests (an older collectord?)")
+
+// Stats asks the server for the daemon's figures: the samples its metrics
+// endpoint exports, less those the client's access does not cover (see
+// StatsReply.Access). It waits for any Query to finish first. The
+// results: (reply, nil); (StatsReply{}, ErrNoStats) when the hello said
+// the server does not answer them (the client stays usable); or
+// (StatsReply{}, err) when the connection failed, after which the client
+// is unusable.
+func (c *Client) Stats(ctx context.Context) (StatsReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed.Load():
+		return StatsReply{}, ErrClientClosed
+	case c.broken != nil:
+		return StatsReply{}, c.broken
+	case !c.hello.Stats:
+		return StatsReply{}, ErrNoStats
+	}
+	if err := ctx.Err(); err != nil {
+		return StatsReply{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c.nc.SetDeadline(time.Now().Add(c.opts.Timeout))
+	defer c.nc.SetDeadline(time.Time{})
+	if _, err := c.nc.Write(AppendFrame(nil, FrameStats, nil)); err != nil {
+		return StatsReply{}, c.fail(c.ctxErr(ctx, fmt.Errorf("send stats request: %w", err)))
+	}
+	t, body, err := c.fr.Next()
+	if err != nil {
+		return StatsReply{}, c.fail(c.ctxErr(ctx, fmt.Errorf("read stats reply: %w", err)))
+	}
+	switch t {
+	case FrameFigures:
+		r, err := DecodeStatsReply(body)
+		if err != nil {
+			return StatsReply{}, c.fail(err)
+		}
+		return r, nil
+	case FrameError:
+		xe, err := DecodeError(body)
+		if err != nil {
+			return StatsReply{}, c.fail(err)
+		}
+		return StatsReply{}, c.fail(xe)
+	}
+	return StatsReply{}, c.fail(protocolErrorf("expected an s frame, got %s", t))
+}
+
 // ctxErr prefers ctx's error to the I/O error it caused.
 func (c *Client) ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {

@@ -56,8 +56,9 @@ type conn struct {
 
 // pendingQuery is a Q frame as the reader goroutine decoded it.
 type pendingQuery struct {
-	req Request
-	err error // a *RequestError
+	req   Request
+	err   error // a *RequestError
+	stats bool  // an S frame, not a query
 }
 
 // errClientGone is the cause that cancels a query whose client disconnected.
@@ -118,6 +119,14 @@ func (c *conn) serve() {
 				c.close(c.readerError())
 				return
 			}
+			if pq.stats {
+				if !c.serveStats() {
+					c.close(c.readerError())
+					return
+				}
+				idle.Reset(s.opts.IdleTimeout)
+				continue
+			}
 			if !c.serveQuery(pq) {
 				c.close(c.readerError())
 				return
@@ -157,6 +166,20 @@ func (c *conn) readLoop() {
 			case c.queries <- pendingQuery{req: req, err: err}:
 			default:
 				c.stopReading(protocolErrorf("query sent while another is waiting"))
+				return
+			}
+		case FrameStats:
+			if len(body) != 0 || c.s.opts.Stats == nil {
+				c.stopReading(protocolErrorf("unexpected %s frame with a %d-byte body from a client", t, len(body)))
+				return
+			}
+			c.mu.Lock()
+			c.queued++
+			c.mu.Unlock()
+			select {
+			case c.queries <- pendingQuery{stats: true}:
+			default:
+				c.stopReading(protocolErrorf("stats request sent while a query is waiting"))
 				return
 			}
 		case FrameCancel:
@@ -278,6 +301,25 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 		s.stats.durations[k].Observe(time.Since(start))
 	}
 	return ok
+}
+
+// serveStats answers an S frame with the figures the client's access
+// allows. It returns false when the connection cannot go on.
+func (c *conn) serveStats() bool {
+	defer func() {
+		c.mu.Lock()
+		c.queued--
+		c.mu.Unlock()
+	}()
+	reply := StatsReply{Access: AccessAllName, Time: time.Now().UnixNano(), Samples: c.s.opts.Stats(c.access)}
+	if _, own := c.access.Own(); own {
+		reply.Access = AccessOwnName
+	}
+	if reply.Samples == nil {
+		reply.Samples = []Sample{}
+	}
+	c.writeFrame(FrameFigures, marshalJSON(reply))
+	return c.flushWriter() == nil
 }
 
 // close ends the connection: it sends e unless e is empty, flushes, and

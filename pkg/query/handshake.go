@@ -111,6 +111,7 @@ func (c *conn) handshake(deadline time.Time) *Error {
 		Oldest:   st.Oldest,
 		MaxN:     NoMaxN,
 		Access:   AccessAllName,
+		Stats:    s.opts.Stats != nil,
 	}
 	if uid, own := access.Own(); own {
 		reply.Access, reply.UID = AccessOwnName, &uid

@@ -56,6 +56,8 @@ type HelloReply struct {
 	// from servers older than the local socket, which show every record.
 	Access string  `json:"access,omitempty"`
 	UID    *uint32 `json:"uid,omitempty"` // with Access "own": whose records
+	// Stats is true when the server answers S frames (Client.Stats).
+	Stats bool `json:"stats,omitempty"`
 }
 
 // The values of HelloReply.Access.

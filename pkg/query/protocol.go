@@ -36,6 +36,10 @@ const (
 	FramePing    FrameType = 'P' // server: keep-alive during a quiet follow (empty)
 	FrameEnd     FrameType = 'E' // server: end of a response (JSON End)
 	FrameError   FrameType = 'X' // server: error (JSON Error)
+	// FrameStats asks for the daemon's figures (empty); a server whose
+	// hello reply says stats answers it with FrameFigures.
+	FrameStats   FrameType = 'S' // client: stats request (empty)
+	FrameFigures FrameType = 's' // server: the figures (JSON StatsReply)
 )
 
 // String returns the type byte as a character, or in hex when it is not a

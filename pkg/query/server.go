@@ -117,6 +117,13 @@ type Options struct {
 	// hello's). Default nil: no tracing and no tracing work at all. A
 	// noop provider counts as nil.
 	TracerProvider trace.TracerProvider
+	// Stats returns the daemon's figures for a stats request (an S
+	// frame) from a client with the given access; the server adds nothing
+	// and leaves nothing out, so deciding what an OwnRecords client may
+	// see is Stats's job. It is called from connection goroutines,
+	// concurrently. Default nil: the server does not answer S frames, and
+	// its hello reply says so.
+	Stats func(Access) []Sample
 }
 
 func (o Options) withDefaults() Options {
