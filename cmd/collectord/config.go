@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,8 +13,10 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/spf13/pflag"
 
 	"github.com/collectord/collectord/internal/access"
+	"github.com/collectord/collectord/internal/cmdline"
 	"github.com/collectord/collectord/internal/daemon"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/bytesize"
@@ -279,7 +280,7 @@ func Load(args []string) (Config, error) {
 	c := Defaults()
 	var configPath string
 	fs := newFlagSet(&c, &configPath)
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -292,7 +293,7 @@ func Load(args []string) (Config, error) {
 		if err := c.loadFile(configPath); err != nil {
 			return Config{}, err
 		}
-		if err := newFlagSet(&c, &configPath).Parse(args); err != nil {
+		if err := cmdline.Parse(newFlagSet(&c, &configPath), args); err != nil {
 			return Config{}, err
 		}
 	}
@@ -335,24 +336,39 @@ func (c *Config) resolveStorage() {
 	}
 }
 
-// newFlagSet binds collectord's flags to c and configPath.
-func newFlagSet(c *Config, configPath *string) *flag.FlagSet {
-	fs := flag.NewFlagSet("collectord", flag.ContinueOnError)
-	fs.StringVar(configPath, "config", *configPath, "configuration `file` (TOML; see configs/collectord.toml)")
-	fs.StringVar(&c.Socket, "socket", c.Socket, "datagram socket `path`")
-	fs.StringVar(&c.Ring, "ring", c.Ring, "ring file `path` (default: chosen by --storage)")
+// newFlagSet binds collectord's flags to c and configPath: the one
+// definition that parsing, --help and the man page use. Each flag
+// overrides the configuration key of the same name (with _ for -).
+func newFlagSet(c *Config, configPath *string) *pflag.FlagSet {
+	fs := cmdline.NewFlagSet("collectord")
+	fs.StringVar(configPath, "config", *configPath, "configuration `FILE` (TOML; see collectord.toml in the sources)")
+	fs.StringVar(&c.Socket, "socket", c.Socket, "datagram socket `PATH`")
+	fs.StringVar(&c.Ring, "ring", c.Ring, "ring file `PATH` (default: chosen by --storage)")
 	fs.StringVar(&c.Storage, "storage", c.Storage, "where the ring lives: `volatile` (memory), persistent (disk, synced) or auto (persistent when its directory exists)")
-	fs.Var(&c.SyncInterval, "sync-interval", "how often a persistent ring is synced to disk (`duration`)")
-	fs.Var(&c.RingSize, "ring-size", "ring data `size` (power of two, e.g. 64MiB)")
-	fs.StringVar(&c.RingGroup, "ring-group", c.RingGroup, "readers' `group` (name or number) given the ring and its directory")
-	fs.StringVar(&c.QueryAddr, "query-addr", c.QueryAddr, "query server `host:port` (empty: off)")
-	fs.StringVar(&c.QuerySocket, "query-socket", c.QuerySocket, "local query socket `path` (empty: off)")
-	fs.StringVar(&c.QueryAnonymous, "query-anonymous", c.QueryAnonymous, "what network clients without a certificate or token read: none or all")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `host:port` (empty: off)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "self-log `level`: debug, info, warn, error")
-	fs.StringVar(&c.PIDFile, "pid-file", c.PIDFile, "write the serving process's pid to `path` (atomically, also after an upgrade)")
+	fs.Var(typed{&c.SyncInterval, "duration"}, "sync-interval", "how often a persistent ring is synced to disk (`DURATION`)")
+	fs.Var(typed{&c.RingSize, "size"}, "ring-size", "ring data `SIZE` (power of two, e.g. 64MiB)")
+	fs.StringVar(&c.RingGroup, "ring-group", c.RingGroup, "readers' `GROUP` (name or number) given the ring and its directory")
+	fs.StringVar(&c.QueryAddr, "query-addr", c.QueryAddr, "query server `HOST:PORT` (empty: off)")
+	fs.StringVar(&c.QuerySocket, "query-socket", c.QuerySocket, "local query socket `PATH` (empty: off)")
+	fs.StringVar(&c.QueryAnonymous, "query-anonymous", c.QueryAnonymous, "what network clients without a certificate or token read: `none` or all")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics server `HOST:PORT` (empty: off)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "self-log `LEVEL`: debug, info, warn, error")
+	fs.StringVar(&c.PIDFile, "pid-file", c.PIDFile, "write the serving process's pid to `PATH` (atomically, also after an upgrade)")
 	return fs
 }
+
+// typed gives a flag value the type name pflag shows.
+type typed struct {
+	value interface {
+		String() string
+		Set(string) error
+	}
+	name string
+}
+
+func (t typed) String() string     { return t.value.String() }
+func (t typed) Set(s string) error { return t.value.Set(s) }
+func (t typed) Type() string       { return t.name }
 
 // Size is a byte count in the configuration: "64MiB" or a number.
 type Size = bytesize.Size

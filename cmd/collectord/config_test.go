@@ -146,3 +146,25 @@ func TestConfigStorage(t *testing.T) {
 		t.Errorf("--sync-interval 0s: err = %v, want it to name sync_interval", err)
 	}
 }
+
+// TestFlagSpellings: GNU double-dash flags with = or a separate value,
+// and the single-dash spellings of earlier versions, which an upgrade
+// hands to the new binary unchanged (os.Args).
+func TestFlagSpellings(t *testing.T) {
+	for _, args := range [][]string{
+		{"--ring-size=128KiB", "--log-level", "debug"},
+		{"-ring-size", "128KiB", "-log-level=debug"},
+		{"--log-level=debug", "-ring-size=128KiB"},
+	} {
+		c, err := Load(args)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", args, err)
+		}
+		if c.RingSize != 128<<10 || c.LogLevel != "debug" {
+			t.Errorf("Load(%q): ring_size %v, log_level %q", args, c.RingSize, c.LogLevel)
+		}
+	}
+	if _, err := Load([]string{"--bogus"}); err == nil || !strings.Contains(err.Error(), "--bogus") {
+		t.Errorf("Load(--bogus): %v", err)
+	}
+}

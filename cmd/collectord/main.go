@@ -12,17 +12,23 @@
 // With a [kafka] table in the configuration, the daemon also runs
 // `collectord forward`, the process that forwards the ring's records to
 // Kafka (see internal/forward); it is not meant to be run by hand.
+//
+// docs/man/collectord.8 is its manual, made from its flag definitions and
+// configs/collectord.toml (go generate).
 package main
+
+//go:generate go test -run ^TestManPage$ . -update
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -30,7 +36,9 @@ func main() {
 		os.Exit(runForward())
 	}
 	cfg, err := Load(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, pflag.ErrHelp) {
+		d := command()
+		d.WriteHelp(os.Stdout, "")
 		os.Exit(0)
 	}
 	if err != nil {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -16,8 +19,13 @@ const (
 	outShort outputFormat = iota
 	outShortISO
 	outJSON
-	outRaw
+	outJSONPretty
+	outCat
 )
+
+// outputNames are the -o values, as journalctl names them; raw, the name
+// cat had before, is still accepted.
+var outputNames = []string{"short", "short-iso", "json", "json-pretty", "cat"}
 
 func parseOutput(s string) (outputFormat, error) {
 	switch s {
@@ -27,10 +35,12 @@ func parseOutput(s string) (outputFormat, error) {
 		return outShortISO, nil
 	case "json":
 		return outJSON, nil
-	case "raw":
-		return outRaw, nil
+	case "json-pretty":
+		return outJSONPretty, nil
+	case "cat", "raw":
+		return outCat, nil
 	}
-	return 0, fmt.Errorf("output %q: must be short, short-iso, json or raw", s)
+	return 0, fmt.Errorf("output %q: must be one of %s", s, strings.Join(outputNames, ", "))
 }
 
 // formatter appends one line per record to a reused buffer.
@@ -39,6 +49,19 @@ type formatter struct {
 	color    bool
 	hostname string // shown when a record names none
 	loc      *time.Location
+	scratch  []byte // one record's compact JSON, for json-pretty
+}
+
+// appendPretty appends the compact JSON object js indented as journalctl
+// -o json-pretty shows a record: one field a line, a tab in, and a newline
+// after the closing brace.
+func appendPretty(b, js []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, js, "", "\t"); err != nil {
+		return append(append(b, js...), '\n') // AppendJSON writes valid JSON; not reached
+	}
+	b = append(b, buf.Bytes()...)
+	return append(b, '\n')
 }
 
 // ANSI colours by severity, like journalctl: err and worse red, warning
@@ -66,11 +89,14 @@ func pid(e *record.Entry) uint32 {
 // appendRecord appends rec's line (with a trailing newline) to b.
 func (f *formatter) appendRecord(b []byte, seq uint64, ts int64, e *record.Entry) []byte {
 	switch f.format {
-	case outRaw:
+	case outCat:
 		b = appendText(b, e.Message)
 		return append(b, '\n')
 	case outJSON:
 		return append(record.AppendJSON(b, seq, ts, e), '\n')
+	case outJSONPretty:
+		f.scratch = record.AppendJSON(f.scratch[:0], seq, ts, e)
+		return appendPretty(b, f.scratch)
 	}
 	t := time.Unix(0, ts).In(f.loc)
 	if f.format == outShortISO {

@@ -46,7 +46,7 @@ func TestFormatShort(t *testing.T) {
 	if got := string(f.appendRecord(nil, 9, ts, e)); !strings.HasPrefix(got, "Nov 24 22:31:11 box -[42]: ") {
 		t.Fatalf("short, no tag, no comm: %q", got)
 	}
-	f.format = outRaw
+	f.format = outCat
 	if got := string(f.appendRecord(nil, 9, ts, sampleEntry())); got != "bad \\xff byte\\x00 and \"quotes\"\nsecond line\n" {
 		t.Fatalf("raw: %q", got)
 	}

@@ -1,46 +1,68 @@
 // Command logctl talks to collectord: it sends log records and reads them.
 //
 //	logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]
-//	logctl stats [--metrics-addr HOST:PORT] [--interval D]
-//	logctl tail [-n N|all] [-f] [filters] [-o short|short-iso|json|raw]
+//	logctl tail [-n N|all] [-f] [-r] [filters] [-o FORMAT]
 //	            [--addr unix:PATH | --addr HOST:PORT | --ring PATH [--own]]
 //	            [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE]
+//	logctl stats [--interval D] [--addr ...] [--tls...] [--token-file FILE]
+//	logctl completion bash|zsh|fish
 //
-// tail asks the daemon's local socket unless --addr or --ring says
-// otherwise: there a user outside the readers' groups sees only the
-// records their own processes sent.
+// Flags are GNU style (spf13/pflag, through internal/cmdline): bundled
+// short flags (-fn 20), --flag=value, flags before or after arguments.
 //
-// Run "logctl COMMAND -h" for a command's flags.
+// tail and stats ask the daemon's local socket unless --addr (or, for
+// tail, --ring) says otherwise: there a user outside the readers' groups
+// sees only the records their own processes sent, and of stats only the
+// ring's figures.
+//
+// Run "logctl COMMAND --help" for a command's flags; docs/man/logctl.1 is
+// the manual, generated from the same definitions (go generate).
 package main
+
+//go:generate go test -run ^TestManPage$ . -update
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/collectord/collectord/internal/cmdline"
 )
 
-// command is one logctl subcommand.
+// command is one logctl subcommand: its definition (flags, synopsis,
+// summary), from which help, the man page and completions are made, and
+// what runs it.
 type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+	cli func() cmdline.Command
+	run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 func commands() []command {
 	return []command{
-		{"send", "send log records to collectord's socket", runSend},
-		{"tail", "print the latest records, or follow new ones", runTail},
-		{"stats", "summarise the daemon's state: rates, ring, anomalies, clients", runStats},
+		{sendCommand, runSend},
+		{tailCommand, runTail},
+		{statsCommand, runStats},
+		{completionCommand, runCompletion},
 	}
 }
 
 // usageError is a mistake on the command line: exit status 2.
 type usageError struct{ error }
+
+// flagError classifies an error from parsing flags: a request for help
+// stays pflag.ErrHelp, anything else is a usageError.
+func flagError(err error) error {
+	if errors.Is(err, pflag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -54,19 +76,23 @@ func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	usage := func() {
-		fmt.Fprintln(stderr, "usage: logctl COMMAND [flags]\n\ncommands:")
-		for _, c := range commands() {
-			fmt.Fprintf(stderr, "  %-8s %s\n", c.name, c.summary)
-		}
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: logctl COMMAND [flags]\n\ncommands:")
+	for _, c := range commands() {
+		d := c.cli()
+		fmt.Fprintf(w, "  %-11s %s\n", d.Name, d.Summary)
 	}
+	fmt.Fprintln(w, "\nRun \"logctl COMMAND --help\" for a command's flags; \"man logctl\" for the manual.")
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		usage()
+		usage(stderr)
 		return 2
 	}
 	for _, c := range commands() {
-		if c.name != args[0] {
+		d := c.cli()
+		if d.Name != args[0] {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdin, stdout, stderr)
@@ -74,21 +100,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch {
 		case err == nil:
 			return 0
-		case errors.Is(err, flag.ErrHelp):
+		case errors.Is(err, pflag.ErrHelp):
+			d.WriteHelp(stdout, "logctl")
 			return 0
 		case errors.As(err, &ue):
-			fmt.Fprintf(stderr, "logctl %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "logctl %s: %v\n", d.Name, err)
+			fmt.Fprintf(stderr, "Try \"logctl %s --help\".\n", d.Name)
 			return 2
 		default:
-			fmt.Fprintf(stderr, "logctl %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "logctl %s: %v\n", d.Name, err)
 			return 1
 		}
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage()
+		usage(stdout)
 		return 0
 	}
 	fmt.Fprintf(stderr, "logctl: unknown command %q\n", args[0])
-	usage()
+	usage(stderr)
 	return 2
 }

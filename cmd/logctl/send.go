@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/collectord/collectord/internal/cmdline"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/record"
 )
@@ -20,20 +22,9 @@ import (
 // in the RFC 3164 form util-linux logger uses. The kernel adds the sender's
 // pid, uid and gid; the text carries the tag and the pid only as claims.
 func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	prio := fs.String("p", "user.notice", "`priority`: facility.level, level, or a number (e.g. local0.err, warning, 13)")
-	tag := fs.String("t", defaultTag(), "`tag` (program name) to send")
-	socket := fs.String("socket", rundir.Socket(), "collectord's datagram socket `path`")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: logctl send [-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]\n\nWith no MESSAGE, sends one record per line of standard input.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
+	prio, tag, socket, fs := newSendFlags()
+	if err := cmdline.Parse(fs, args); err != nil {
+		return flagError(err)
 	}
 	pri, err := record.ParsePriority(*prio, 1)
 	if err != nil {
@@ -67,6 +58,29 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	return lines.Err()
+}
+
+// newSendFlags defines send's flags.
+func newSendFlags() (prio, tag, socket *string, fs *pflag.FlagSet) {
+	fs = cmdline.NewFlagSet("send")
+	prio = fs.StringP("priority", "p", "user.notice", "`PRIORITY`: facility.level, level, or a number (e.g. local0.err, warning, 13)")
+	tag = fs.StringP("tag", "t", defaultTag(), "`TAG` (program name) to send")
+	socket = fs.String("socket", rundir.Socket(), "collectord's datagram socket `PATH`")
+	cmdline.Files(fs, "socket")
+	return prio, tag, socket, fs
+}
+
+func sendCommand() cmdline.Command {
+	_, _, _, fs := newSendFlags()
+	fs.Lookup("tag").DefValue = "$USER"
+	fs.Lookup("socket").DefValue = "/run/collector.sock as root, else under $XDG_RUNTIME_DIR"
+	return cmdline.Command{
+		Name:        "send",
+		Synopsis:    "[-p PRIORITY] [-t TAG] [--socket PATH] [MESSAGE...]",
+		Summary:     "send log records to collectord's socket",
+		Description: "Sends one record made of the MESSAGE arguments, or with none one record per line of standard input, in the RFC 3164 form util-linux logger uses. The kernel adds the sender's pid, uid and gid; the tag and the pid in the text are claims.",
+		Flags:       fs,
+	}
 }
 
 func defaultTag() string {

@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,234 +14,12 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/collectord/collectord/internal/access"
 	"github.com/collectord/collectord/internal/litetrace"
 	"github.com/collectord/collectord/internal/rundir"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/record"
 	"github.com/collectord/collectord/pkg/shmring"
 )
-
-// tailOptions are the parsed flags of `logctl tail`.
-type tailOptions struct {
-	req        query.Request
-	follow     bool
-	showCursor bool
-	addr       string // unix:PATH or host:port
-	ring       string
-	own        bool // with ring: only the caller's own records
-	out        formatter
-	tracer     trace.TracerProvider // spans for server queries; nil: none
-	tls        *tls.Config          // nil: plain TCP
-	token      string               // bearer token for the hello; "" for none
-}
-
-// fieldFlags collects repeated --field KEY=VALUE flags.
-type fieldFlags map[string]string
-
-func (f fieldFlags) String() string { return "" }
-
-func (f fieldFlags) Set(v string) error {
-	k, val, ok := strings.Cut(v, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want KEY=VALUE, got %q", v)
-	}
-	f[k] = val
-	return nil
-}
-
-// unitFlags collects repeated -u/--unit patterns.
-type unitFlags []string
-
-func (u *unitFlags) String() string { return "" }
-
-func (u *unitFlags) Set(v string) error {
-	*u = append(*u, v)
-	return nil
-}
-
-func parseTailFlags(args []string, stdout, stderr io.Writer) (*tailOptions, error) {
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := &tailOptions{}
-	n := countFlag(10)
-	fs.Var(&n, "n", "show the latest `N` matching records (all: every one the ring holds)")
-	fs.BoolVar(&o.follow, "f", false, "follow: keep printing records as they arrive")
-	fs.BoolVar(&o.follow, "follow", false, "same as -f")
-	since := fs.String("since", "", "records received at or after `TIME` (RFC 3339, or relative like 10m, 2h, 1d)")
-	until := fs.String("until", "", "records received before `TIME` (RFC 3339 or relative)")
-	prio := ""
-	fs.StringVar(&prio, "p", "", "`priority` name or number: err means err and more severe")
-	fs.StringVar(&prio, "priority", "", "same as -p")
-	fs.StringVar(&o.req.Filter.Tag, "t", "", "only records with this `tag`")
-	fs.StringVar(&o.req.Filter.Tag, "tag", "", "same as -t")
-	pid := fs.String("pid", "", "only records from this trusted sender `pid`")
-	uid := fs.String("uid", "", "only records from this trusted sender `uid`")
-	fields := fieldFlags{}
-	fs.Var(fields, "field", "only records with structured field `KEY=VALUE` (repeatable)")
-	traceID := fs.String("trace-id", "", "only records carrying this trace `ID` (32 hex digits) in a trace_id field")
-	fs.Var((*unitFlags)(&o.req.Filter.Unit), "u", "only records from systemd `UNIT` (glob; a plain name means NAME.service; repeatable)")
-	fs.Var((*unitFlags)(&o.req.Filter.Unit), "unit", "same as -u")
-	fs.StringVar(&o.req.Filter.Comm, "comm", "", "only records whose trusted command name (/proc/PID/comm) is `NAME`")
-	fs.StringVar(&o.req.Filter.Grep, "g", "", "only records whose message matches `REGEX`")
-	fs.StringVar(&o.req.Filter.Grep, "grep", "", "same as -g")
-	after := fs.String("after-cursor", "", "start after `CURSOR` (as printed by --show-cursor)")
-	fs.BoolVar(&o.showCursor, "show-cursor", false, "print the cursor after the last record")
-	output := fs.String("o", "short", "output `format`: short, short-iso, json, raw")
-	fs.StringVar(&o.addr, "addr", "", "collectord's query server: `unix:PATH` (default: the local socket, "+strings.Join(rundir.QuerySockets(), " or ")+") or HOST:PORT (TCP)")
-	fs.StringVar(&o.ring, "ring", "", "read this ring `file` directly instead of asking the daemon")
-	fs.BoolVar(&o.own, "own", false, "with --ring: only the records your own processes sent, as the daemon shows them to users outside the readers' groups")
-	useTLS := fs.Bool("tls", false, "speak TLS to the query server, trusting the system's CAs (implied by the --tls-* flags)")
-	tlsCA := fs.String("tls-ca", "", "trust the CA certificates in `file` (PEM) for the query server's certificate")
-	tlsCert := fs.String("tls-cert", "", "present the client certificate in `file` (PEM; mutual TLS)")
-	tlsKey := fs.String("tls-key", "", "the client certificate's key `file` (PEM)")
-	tokenFile := fs.String("token-file", "", "send the bearer token in `file` (its first line) to the query server")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: logctl tail [-n N|all] [-f] [filters] [-o FORMAT] [--addr unix:PATH | --addr HOST:PORT [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE] | --ring PATH [--own]]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	setFlags := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
-	if setFlags["ring"] && setFlags["addr"] {
-		return nil, usageError{errors.New("--ring and --addr: give one or the other")}
-	}
-	if o.own && o.ring == "" {
-		return nil, usageError{errors.New("--own is for --ring: over a socket the daemon decides what you see")}
-	}
-	if o.addr == "" {
-		o.addr = query.UnixPrefix + localSocket()
-	}
-	if err := o.parseAccess(setFlags, *useTLS, *tlsCA, *tlsCert, *tlsKey, *tokenFile, stderr); err != nil {
-		return nil, err
-	}
-	var err error
-	if o.out.format, err = parseOutput(*output); err != nil {
-		return nil, usageError{err}
-	}
-	o.req.N = new(int64(n))
-	if *after != "" {
-		c, err := strconv.ParseUint(strings.TrimPrefix(*after, "s="), 10, 64)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--after-cursor %q: not a cursor", *after)}
-		}
-		o.req.After = &c
-		if !setFlags["n"] {
-			o.req.N = nil // everything after the cursor
-		}
-	}
-	now := time.Now()
-	if o.req.Filter.Since, err = parseWhen(*since, now); err != nil {
-		return nil, usageError{fmt.Errorf("--since: %w", err)}
-	}
-	if o.req.Filter.Until, err = parseWhen(*until, now); err != nil {
-		return nil, usageError{fmt.Errorf("--until: %w", err)}
-	}
-	if o.req.Filter.Since != 0 && !setFlags["n"] && o.req.After == nil {
-		o.req.N = new(int64(query.NoMaxN)) // --since alone shows the whole range
-	}
-	if prio != "" {
-		sev, err := record.ParseSeverity(prio)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("-p: %w", err)}
-		}
-		o.req.Filter.Priority = new(int(sev))
-	}
-	for _, id := range []struct {
-		flag string
-		val  string
-		dst  **uint32
-	}{{"--pid", *pid, &o.req.Filter.PID}, {"--uid", *uid, &o.req.Filter.UID}} {
-		if id.val == "" {
-			continue
-		}
-		v, err := strconv.ParseUint(id.val, 10, 32)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("%s %q: not a number", id.flag, id.val)}
-		}
-		*id.dst = new(uint32(v))
-	}
-	if len(fields) > 0 {
-		o.req.Filter.Fields = fields
-	}
-	o.req.Filter.TraceID = strings.ToLower(*traceID)
-	o.req.Follow = o.follow
-	if err := o.req.Compile(); err != nil {
-		return nil, usageError{err}
-	}
-	o.out.loc = time.Local
-	o.out.hostname, _ = os.Hostname()
-	o.out.color = wantColor(stdout)
-	return o, nil
-}
-
-// parseAccess loads the credentials for the query server named by the
-// --tls* and --token-file flags.
-func (o *tailOptions) parseAccess(set map[string]bool, useTLS bool, ca, cert, key, tokenFile string, stderr io.Writer) error {
-	tlsSet := useTLS || ca != "" || cert != "" || key != ""
-	if o.ring != "" && (tlsSet || tokenFile != "") {
-		return usageError{errors.New("--ring reads the file directly: --tls, --tls-ca, --tls-cert, --tls-key and --token-file are for the query server")}
-	}
-	if tlsSet && (!set["addr"] || strings.HasPrefix(o.addr, query.UnixPrefix)) {
-		return usageError{errors.New("--tls, --tls-ca, --tls-cert and --tls-key are for TCP: give --addr HOST:PORT")}
-	}
-	if (cert == "") != (key == "") {
-		return usageError{errors.New("--tls-cert and --tls-key: give both or neither")}
-	}
-	if tlsSet {
-		cfg, err := access.ClientTLS(ca, cert, key, "")
-		if err != nil {
-			return fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %w", err)
-		}
-		o.tls = cfg
-	}
-	if tokenFile != "" {
-		tok, warn, err := access.ReadToken(tokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		if warn != "" {
-			fmt.Fprintln(stderr, "logctl: warning: "+warn)
-		}
-		o.token = tok
-	}
-	return nil
-}
-
-// countFlag is -n: a count of records, or "all" (query.NoMaxN: as many as
-// the ring holds).
-type countFlag int64
-
-func (c countFlag) String() string {
-	if c == query.NoMaxN {
-		return "all"
-	}
-	return strconv.FormatInt(int64(c), 10)
-}
-
-func (c *countFlag) Set(s string) error {
-	if s == "all" {
-		*c = query.NoMaxN
-		return nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	switch {
-	case err != nil:
-		return errors.New("want a number or all")
-	case n < 0:
-		return errors.New("must not be negative")
-	}
-	*c = countFlag(n)
-	return nil
-}
 
 // localSocket returns the local query socket to ask: the first of
 // rundir.QuerySockets that is a socket, else the last (whose absence the
@@ -309,6 +85,26 @@ type printer struct {
 	pos     uint64 // seq of the last record printed or reported lost: where to resume
 	printed bool
 	count   int64 // records printed
+	// With --reverse, lines are held until the response is complete:
+	// held is their text, ends where each one ends.
+	reverse bool
+	held    []byte
+	ends    []int
+}
+
+// writeReversed writes the held lines, newest first.
+func (p *printer) writeReversed() error {
+	for i := len(p.ends) - 1; i >= 0; i-- {
+		start := 0
+		if i > 0 {
+			start = p.ends[i-1]
+		}
+		if _, err := p.out.Write(p.held[start:p.ends[i]]); err != nil {
+			return outputError{err}
+		}
+	}
+	p.held, p.ends = nil, nil
+	return nil
 }
 
 // outputError is a failure to write the output: not something a reconnect
@@ -325,7 +121,10 @@ func (p *printer) handler() query.Handler {
 				fmt.Fprintf(p.stderr, "logctl: record %d: %v\n", rec.Seq, err)
 			} else {
 				p.line = p.f.appendRecord(p.line[:0], rec.Seq, rec.Time, &p.entry)
-				if _, err := p.out.Write(p.line); err != nil {
+				if p.reverse {
+					p.held = append(p.held, p.line...)
+					p.ends = append(p.ends, len(p.held))
+				} else if _, err := p.out.Write(p.line); err != nil {
 					return outputError{err}
 				}
 			}
@@ -366,7 +165,7 @@ func runTail(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		ctx, stop = interruptible(ctx)
 		defer stop()
 	}
-	p := &printer{out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr, f: &o.out}
+	p := &printer{out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr, f: &o.out, reverse: o.reverse}
 	if o.ring == "" {
 		// Spans for the request, exported when OTEL_* asks for them; the
 		// daemon's spans join the same trace.
@@ -391,6 +190,9 @@ func runTail(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		end, err = tailRing(ctx, o, p)
 	} else {
 		end, err = tailServer(ctx, o, p)
+	}
+	if rerr := p.writeReversed(); err == nil && rerr != nil {
+		err = rerr
 	}
 	if ferr := p.out.Flush(); err == nil && ferr != nil {
 		err = outputError{ferr}

@@ -37,6 +37,7 @@ func debianPackages() map[string]string {
 	return map[string]string{
 		"kcat":                    "kcat",     // librdkafka's client, a Kafka consumer not ours
 		"logger":                  "bsdutils", // util-linux's logger
+		"man":                     "man-db",   // renders the man pages (with groff-base)
 		"python3":                 "python3",
 		"prometheus":              "prometheus",
 		"promtool":                "prometheus",
