@@ -96,3 +96,13 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestCommandNames checks that the name run matches a command by is the
+// one its definition (help, man page, completions) gives it.
+func TestCommandNames(t *testing.T) {
+	for _, c := range commands() {
+		if got := c.cli().Name; got != c.name {
+			t.Errorf("command %q: its definition is named %q", c.name, got)
+		}
+	}
+}

@@ -35,20 +35,22 @@ import (
 	"github.com/collectord/collectord/internal/cmdline"
 )
 
-// command is one logctl subcommand: its definition (flags, synopsis,
-// summary), from which help, the man page and completions are made, and
-// what runs it.
+// command is one logctl subcommand: its name, its definition (flags,
+// synopsis, summary), from which help, the man page and completions are
+// made, and what runs it. name is cli().Name, known without building the
+// definition: run builds only the one it needs, and only for help.
 type command struct {
-	cli func() cmdline.Command
-	run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+	name string
+	cli  func() cmdline.Command
+	run  func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 func commands() []command {
 	return []command{
-		{sendCommand, runSend},
-		{tailCommand, runTail},
-		{statsCommand, runStats},
-		{completionCommand, runCompletion},
+		{"send", sendCommand, runSend},
+		{"tail", tailCommand, runTail},
+		{"stats", statsCommand, runStats},
+		{"completion", completionCommand, runCompletion},
 	}
 }
 
@@ -91,8 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	for _, c := range commands() {
-		d := c.cli()
-		if d.Name != args[0] {
+		if c.name != args[0] {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdin, stdout, stderr)
@@ -101,14 +102,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case err == nil:
 			return 0
 		case errors.Is(err, pflag.ErrHelp):
+			d := c.cli()
 			d.WriteHelp(stdout, "logctl")
 			return 0
 		case errors.As(err, &ue):
-			fmt.Fprintf(stderr, "logctl %s: %v\n", d.Name, err)
-			fmt.Fprintf(stderr, "Try \"logctl %s --help\".\n", d.Name)
+			fmt.Fprintf(stderr, "logctl %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "Try \"logctl %s --help\".\n", c.name)
 			return 2
 		default:
-			fmt.Fprintf(stderr, "logctl %s: %v\n", d.Name, err)
+			fmt.Fprintf(stderr, "logctl %s: %v\n", c.name, err)
 			return 1
 		}
 	}
