@@ -28,9 +28,9 @@
 #
 # Environment: RUNS (500), WARMUP (50), LOCK (/tmp/collectord-bench.lock),
 # LOGCTL (a logctl binary to time instead of this checkout's, e.g. an
-# older build), EXTRA (one more command line to time, word-split, e.g.
-# "$OLD/logctl tail -n 100 --addr unix:@SOCK@"; @SOCK@, @ADDR@ and @RING@
-# are replaced), NICE (-20 as root, else 0), BENCH_TMPDIR, KEEP_WORK=1
+# older build), EXTRA (more command lines to time, separated by ";", each
+# word-split, e.g. "$OLD/logctl tail -n 100 --addr unix:@SOCK@"; @SOCK@,
+# @ADDR@ and @RING@ are replaced), NICE (-20 as root, else 0), BENCH_TMPDIR, KEEP_WORK=1
 # (keep the work directory: the hyperfine JSON, the daemon's log).
 #
 # Needs go, hyperfine, flock and jq. Run it from anywhere inside the
@@ -83,8 +83,11 @@ cmds=(
 if [[ -n ${EXTRA:-} ]]; then
 	x=${EXTRA//@SOCK@/$SOCK}
 	x=${x//@ADDR@/$ADDR}
-	names+=(extra)
-	cmds+=("${x//@RING@/$RING}")
+	IFS=';' read -ra extra <<<"${x//@RING@/$RING}"
+	for i in "${!extra[@]}"; do
+		names+=("extra$((i + 1))")
+		cmds+=("${extra[$i]}")
+	done
 fi
 # Each logctl command must print what coreutils prints (the short format
 # is the default): the same 100 lines.

@@ -252,7 +252,11 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 	reconnecting := false
 	for {
 		end, err := func() (query.End, error) {
-			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl", TracerProvider: o.tracer, TLSConfig: o.tls, Token: o.token})
+			// The first connection sends the query right behind the hello
+			// (one round trip); a reconnection waits for the hello reply,
+			// which decides where to resume.
+			pipeline := ringID == ""
+			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl", TracerProvider: o.tracer, TLSConfig: o.tls, Token: o.token, Pipeline: pipeline})
 			if err != nil {
 				return query.End{}, err
 			}
@@ -262,28 +266,41 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 				fmt.Fprintf(p.stderr, "logctl: reconnected to %s\n", o.addr)
 				reconnecting = false
 			}
-			h := c.Hello()
-			if ringID != "" && h.RingID != ringID {
-				// Sequence numbers restarted: everything in the new ring
-				// is new to us.
-				fmt.Fprintf(p.stderr, "logctl: the ring was recreated (id %s, was %s): sequence numbers restarted; continuing from its first record\n", h.RingID, ringID)
-				p.pos, p.last = 0, 0
-				req.After = new(uint64(0))
-				if !bounded {
-					req.N = nil
+			onHello := func(h query.HelloReply) error {
+				if ringID != "" && h.RingID != ringID {
+					// Sequence numbers restarted: everything in the new
+					// ring is new to us.
+					fmt.Fprintf(p.stderr, "logctl: the ring was recreated (id %s, was %s): sequence numbers restarted; continuing from its first record\n", h.RingID, ringID)
+					p.pos, p.last = 0, 0
+					req.After = new(uint64(0))
+					if !bounded {
+						req.N = nil
+					}
+				}
+				ringID = h.RingID
+				if startHead == 0 {
+					startHead = h.Head
+					if h.Access == query.AccessOwnName && h.UID != nil && isTerminal(p.stderr) {
+						fmt.Fprintf(p.stderr, "logctl: showing only the records of your own processes (uid %d); the daemon's readers' groups see every record\n", *h.UID)
+					}
+				}
+				return nil
+			}
+			hd := p.handler()
+			hd.Hello = onHello
+			if !pipeline {
+				onHello(c.Hello())
+				req.N = clampN(req.N, c.Hello())
+			}
+			end, err := c.Query(ctx, req, hd)
+			var qerr *query.Error
+			if pipeline && errors.As(err, &qerr) && qerr.Code == query.CodeLimit {
+				if n := clampN(req.N, c.Hello()); n != req.N {
+					req.N = n // an older server, which refuses more
+					end, err = c.Query(ctx, req, hd)
 				}
 			}
-			ringID = h.RingID
-			if startHead == 0 {
-				startHead = h.Head
-				if h.Access == query.AccessOwnName && h.UID != nil && isTerminal(p.stderr) {
-					fmt.Fprintf(p.stderr, "logctl: showing only the records of your own processes (uid %d); the daemon's readers' groups see every record\n", *h.UID)
-				}
-			}
-			if req.N != nil && h.MaxN > 0 && *req.N > h.MaxN {
-				req.N = new(h.MaxN) // an older server, which refuses more
-			}
-			return c.Query(ctx, req, p.handler())
+			return end, err
 		}()
 		if ctx.Err() != nil {
 			return end, nil
@@ -343,6 +360,15 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 		}
 		backoff = min(2*backoff, backoffMax)
 	}
+}
+
+// clampN returns n, or a pointer to the largest n the server whose hello
+// reply is h accepts when n is more: older servers refuse more.
+func clampN(n *int64, h query.HelloReply) *int64 {
+	if n != nil && h.MaxN > 0 && *n > h.MaxN {
+		return new(h.MaxN)
+	}
+	return n
 }
 
 // isConnError reports whether err is a failure of the connection rather

@@ -63,6 +63,18 @@ type DialOptions struct {
 	// E frame before it gives up and closes the connection. Default
 	// DefaultCancelTimeout (5s).
 	CancelTimeout time.Duration
+	// Pipeline makes Dial send the hello and return without waiting for
+	// the server's reply. The first Query then sends its request right
+	// behind the hello and reads the reply before the response, so that
+	// connecting and querying take one round trip instead of two (the
+	// server reads a pipelined query once it has answered the hello; a
+	// refusal ends the connection before it is read). The errors Dial
+	// would return for the reply (a refusal, another protocol version)
+	// come from that Query instead, the same values, and leave the client
+	// unusable. Until the reply is read, Hello returns the zero
+	// HelloReply; Handler.Hello gets it before any record. Stats reads it
+	// before sending its request. Default false: Dial waits for the reply.
+	Pipeline bool
 
 	protocol int // the version to announce; tests set it
 }
@@ -94,8 +106,12 @@ type Client struct {
 	nc    net.Conn
 	fr    *FrameReader
 	opts  DialOptions
+	addr  string
 	hello HelloReply
 	tr    clientTracing
+	// helloPending: the hello is sent and its reply not read yet
+	// (DialOptions.Pipeline).
+	helloPending bool
 
 	mu     sync.Mutex // held for a whole Query
 	broken error      // set when the connection cannot be used any more
@@ -147,9 +163,10 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		nc:   nc,
 		fr:   NewFrameReader(bufio.NewReaderSize(nc, 16<<10), MaxServerFrame),
 		opts: opts,
+		addr: addr,
 	}
 	c.initTracing(ctx, addr)
-	if err := c.handshake(ctx); err != nil {
+	if err := c.handshake(ctx, !opts.Pipeline); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("dial query server %s: %w", addr, err)
 	}
@@ -195,7 +212,9 @@ func isTLSAlert(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
-func (c *Client) handshake(ctx context.Context) error {
+// handshake sends the hello and, if wait, reads the reply; otherwise the
+// first Query or Stats reads it (readHello).
+func (c *Client) handshake(ctx context.Context, wait bool) error {
 	deadline := time.Now().Add(c.opts.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -207,34 +226,12 @@ func (c *Client) handshake(ctx context.Context) error {
 	if _, err := c.nc.Write(AppendFrame(nil, FrameHello, hello)); err != nil {
 		return c.ctxErr(ctx, fmt.Errorf("send hello: %w", err))
 	}
-	t, body, err := c.fr.Next()
-	if err != nil {
-		if c.opts.TLSConfig != nil && isTLSAlert(err) {
-			// In TLS 1.3 the server checks the client's certificate
-			// after the client has finished its handshake: a refusal
-			// arrives as an alert where the hello reply was expected.
-			return c.ctxErr(ctx, fmt.Errorf("tls handshake: server refused this client: %w", err))
-		}
-		return c.ctxErr(ctx, fmt.Errorf("read hello reply: %w", err))
-	}
-	switch t {
-	case FrameWelcome:
-		h, err := DecodeHelloReply(body)
-		if err != nil {
+	if wait {
+		if err := c.readHello(ctx); err != nil {
 			return err
 		}
-		if h.Protocol != c.opts.protocol {
-			return &Error{Code: CodeVersion, Message: fmt.Sprintf("server speaks protocol version %d, this client speaks version %d", h.Protocol, c.opts.protocol)}
-		}
-		c.hello = h
-	case FrameError:
-		xe, err := DecodeError(body)
-		if err != nil {
-			return err
-		}
-		return xe
-	default:
-		return protocolErrorf("expected an h frame, got %s", t)
+	} else {
+		c.helloPending = true
 	}
 	if !stop() {
 		return ctx.Err()
@@ -262,6 +259,11 @@ func (c *Client) Stats(ctx context.Context) (StatsReply, error) {
 		return StatsReply{}, ErrClientClosed
 	case c.broken != nil:
 		return StatsReply{}, c.broken
+	}
+	if err := c.readPendingHello(ctx); err != nil {
+		return StatsReply{}, err
+	}
+	switch {
 	case !c.hello.Stats:
 		return StatsReply{}, ErrNoStats
 	}
@@ -305,7 +307,10 @@ func (c *Client) ctxErr(ctx context.Context, err error) error {
 }
 
 // Hello returns the server's hello reply: its ring's identity, head and
-// oldest record as of the handshake, and the largest n it accepts.
+// oldest record as of the handshake, and the largest n it accepts. With
+// DialOptions.Pipeline it is the zero HelloReply until the first Query or
+// Stats has read the reply; call it after that call has returned (or use
+// Handler.Hello), not while it runs.
 func (c *Client) Hello() HelloReply { return c.hello }
 
 // Query sends req and streams the response to h until the server ends it.
@@ -380,6 +385,16 @@ func (c *Client) Query(ctx context.Context, req Request, h Handler) (end End, er
 	s := stream{h: &h}
 	if req.After != nil {
 		s.last = *req.After
+	}
+	if c.helloPending {
+		if err := c.readPendingHello(ctx); err != nil {
+			return End{}, c.ctxErr(ctx, err)
+		}
+		if h.Hello != nil {
+			if s.herr = h.Hello(c.hello); s.herr != nil {
+				c.cancel()
+			}
+		}
 	}
 	for {
 		c.setReadDeadline()

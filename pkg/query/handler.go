@@ -36,6 +36,10 @@ type Handler struct {
 	// Zero means DefaultPingInterval. Client.Query ignores it: the server
 	// decides.
 	PingInterval time.Duration
+	// Hello, when not nil, gets the server's hello reply before any other
+	// call, when Client.Query is the one to read it (a client dialled
+	// with DialOptions.Pipeline, on its first request). Run ignores it.
+	Hello func(HelloReply) error
 
 	// overwritten, if not nil, gets the true count of every loss before
 	// Lost reports it (for OwnRecords, without the count): the Server's
