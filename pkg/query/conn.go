@@ -35,6 +35,7 @@ type conn struct {
 	hs            *list.Element // in s.handshakes; nil once out of it (or local)
 	handshakeDone bool          // no longer counted in ServerStats.Handshakes
 	dropped       bool          // closed in its handshake to admit a newer one
+	ready         bool          // its first message was queued when accepted, and serve has not started
 	admitted      bool          // counted under MaxConns
 
 	batch batchWriter
@@ -92,6 +93,9 @@ func (c *conn) serve() {
 		s.stats.connsOpen.Add(-1)
 		s.wg.Done()
 	}()
+	s.mu.Lock()
+	c.ready = false // reading now: it can stall like any other
+	s.mu.Unlock()
 	c.log.Debug("connection opened")
 	// The TLS handshake and the hello share one deadline, so that a
 	// client cannot stretch one after the other.

@@ -305,9 +305,7 @@ func (s *Server) accept(nc net.Conn, log *slog.Logger) {
 		}
 		s.perUID[peer.uid]++
 	} else if s.handshakes.Len() >= s.opts.MaxHandshakes {
-		dropped = s.handshakes.Remove(s.handshakes.Front()).(*conn)
-		dropped.hs, dropped.dropped = nil, true
-		s.stats.handshakesDropped.Add(1)
+		dropped = s.dropHandshakeLocked()
 	}
 	raw := nc
 	if s.opts.TLSConfig != nil && peer == nil {
@@ -317,6 +315,7 @@ func (s *Server) accept(nc net.Conn, log *slog.Logger) {
 	c.raw, c.peer = raw, peer
 	if peer == nil {
 		c.hs = s.handshakes.PushBack(c)
+		c.ready = firstMessageQueued(raw, s.opts.TLSConfig != nil)
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -329,6 +328,25 @@ func (s *Server) accept(nc net.Conn, log *slog.Logger) {
 		dropped.raw.Close() // its goroutine sees the failure and ends
 	}
 	go c.serve()
+}
+
+// dropHandshakeLocked takes the connection to drop to admit a new one out
+// of the handshake list: the oldest whose client has not already queued
+// its whole first message, for one that has is only waiting for its
+// goroutine to run (on a busy host that can take longer than a flood needs
+// to push it to the front); the oldest of all if every one has.
+func (s *Server) dropHandshakeLocked() *conn {
+	e := s.handshakes.Front()
+	for f := e; f != nil; f = f.Next() {
+		if !f.Value.(*conn).ready {
+			e = f
+			break
+		}
+	}
+	c := s.handshakes.Remove(e).(*conn)
+	c.hs, c.dropped = nil, true
+	s.stats.handshakesDropped.Add(1)
+	return c
 }
 
 // admit moves c, whose client has passed every check, out of its
