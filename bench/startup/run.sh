@@ -30,7 +30,7 @@
 # LOGCTL (a logctl binary to time instead of this checkout's, e.g. an
 # older build), EXTRA (more command lines to time, separated by ";", each
 # word-split, e.g. "$OLD/logctl tail -n 100 --addr unix:@SOCK@"; @SOCK@,
-# @ADDR@ and @RING@ are replaced), NICE (-20 as root, else 0), BENCH_TMPDIR, KEEP_WORK=1
+# @ADDR@ and @RING@ are replaced), NICE (0), BENCH_TMPDIR, KEEP_WORK=1
 # (keep the work directory: the hyperfine JSON, the daemon's log).
 #
 # Needs go, hyperfine, flock and jq. Run it from anywhere inside the
@@ -42,7 +42,7 @@ set -euo pipefail
 RUNS=${RUNS:-500}
 WARMUP=${WARMUP:-50}
 LOCK=${LOCK:-/tmp/collectord-bench.lock}
-NICE=${NICE:-$(default_nice)}
+NICE=${NICE:-0}
 for c in go hyperfine flock jq; do
 	command -v "$c" >/dev/null || die "needs $c"
 done
