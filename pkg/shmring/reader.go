@@ -201,7 +201,24 @@ func (c *Cursor) Damaged() uint64 { return c.damaged }
 //
 // The returned payload aliases a buffer owned by the cursor and is valid
 // until the next call to Next; copy it to keep it.
-func (c *Cursor) Next() (rec Record, lost uint64, err error) {
+func (c *Cursor) Next() (rec Record, lost uint64, err error) { return c.NextWhere(nil) }
+
+// PeekSize is the most of a payload NextWhere shows its keep function.
+const PeekSize = 64
+
+// NextWhere is Next for a reader that wants only some records and can tell
+// which from the start of a payload. keep sees up to PeekSize bytes of each
+// record's payload where it lies in the mapping: it must not keep the
+// slice, and must accept any bytes, as the writer may be overwriting them.
+// A record keep rejects is passed over without being copied or validated,
+// and counts neither as lost nor as damaged, whatever its state; one it
+// accepts is read and validated as Next reads it, and returned. Records
+// overwritten before they were looked at are counted lost, as by Next. A
+// nil keep keeps every record.
+//
+// A reader of one user's records among many skips the others' at the cost
+// of a few loads each, rather than a copy and a CRC32C of every record.
+func (c *Cursor) NextWhere(keep func(prefix []byte) bool) (rec Record, lost uint64, err error) {
 	for {
 		oldest, head := c.r.bounds()
 		if c.next >= head {
@@ -210,6 +227,10 @@ func (c *Cursor) Next() (rec Record, lost uint64, err error) {
 		if c.next < oldest {
 			lost += oldest - c.next
 			c.next = oldest
+			continue
+		}
+		if keep != nil && c.r.rejects(c.next, keep) {
+			c.next++
 			continue
 		}
 		var res readResult
@@ -228,40 +249,6 @@ func (c *Cursor) Next() (rec Record, lost uint64, err error) {
 			lost++
 			c.next++
 		}
-	}
-}
-
-// PeekSize is the most of a payload NextWhere shows its keep function.
-const PeekSize = 64
-
-// NextWhere is Next for a reader that wants only some records and can tell
-// which from the start of a payload. keep sees up to PeekSize bytes of each
-// record's payload where it lies in the mapping: it must not keep the
-// slice, and must accept any bytes, as the writer may be overwriting them.
-// A record keep rejects is passed over without being copied or validated,
-// and counts neither as lost nor as damaged, whatever its state; one it
-// accepts is read and validated as Next reads it, and returned. Records
-// overwritten before they were looked at are counted lost, as by Next.
-//
-// A reader of one user's records among many skips the others' at the cost
-// of a few loads each, rather than a copy and a CRC32C of every record.
-func (c *Cursor) NextWhere(keep func(prefix []byte) bool) (rec Record, lost uint64, err error) {
-	for {
-		oldest, head := c.r.bounds()
-		if c.next >= head {
-			return Record{}, lost, ErrNoRecord
-		}
-		if c.next < oldest {
-			lost += oldest - c.next
-			c.next = oldest
-			continue
-		}
-		if c.r.rejects(c.next, keep) {
-			c.next++
-			continue
-		}
-		rec, l, err := c.Next()
-		return rec, lost + l, err
 	}
 }
 
