@@ -505,7 +505,10 @@ func TestProtocolViolations(t *testing.T) {
 func TestStalledClient(t *testing.T) {
 	tr := newRingForTest(t, 1<<20)
 	start := tr.write(1, 1)
-	srv := newServerForTest(t, tr.r, Options{})
+	// Under the race detector the test can run past the default write
+	// timeout, which would end the stalled follow (as it should: see
+	// TestWriteTimeoutDropsStalledClient), not what this test is about.
+	srv := newServerForTest(t, tr.r, Options{WriteTimeout: time.Hour})
 
 	stalled, err := smallReadBuffer(context.Background(), "tcp", srv.addr)
 	if err != nil {
