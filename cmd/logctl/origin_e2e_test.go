@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,51 +44,20 @@ func senderChild(args []string) error {
 	return err
 }
 
-// sender runs senderChild, waits until the daemon has stored its
-// messages, and returns it still running (stopped at the test's end, or by
-// release).
-type sender struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
-
-func send(t *testing.T, d *proctest.Daemon, comm string, cg *proctest.Cgroup, msgs ...string) *sender {
+// send runs senderChild, waits until the daemon has stored its messages,
+// and returns it still running (stopped at the test's end, or by
+// Release).
+func send(t *testing.T, d *proctest.Daemon, comm string, cg *proctest.Cgroup, msgs ...string) *proctest.Held {
 	t.Helper()
 	dir := "-"
 	if cg != nil {
 		dir = cg.Dir
 	}
 	_, head := proctest.RingState(t, d.Ring)
-	cmd := proctest.ChildCommand(context.Background(), "sender", append([]string{comm, d.Socket, dir}, msgs...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &sender{cmd: cmd, stdin: stdin}
-	t.Cleanup(func() { s.release(t) })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "sent\n" {
-		t.Fatalf("sender %s: %q, %v", comm, line, err)
-	}
+	s := proctest.StartHeld(t, proctest.ChildCommand(context.Background(), "sender", append([]string{comm, d.Socket, dir}, msgs...)...))
+	s.Expect(t, "sent")
 	proctest.WaitHead(t, d.Ring, head+uint64(len(msgs)))
 	return s
-}
-
-// release lets the sender exit and reaps it.
-func (s *sender) release(t *testing.T) {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	s.stdin.Close()
-	if err := s.cmd.Wait(); err != nil {
-		t.Errorf("sender: %v", err)
-	}
 }
 
 // Real senders in real cgroups, through the real daemon: -u 'demo*'
@@ -150,8 +117,8 @@ func TestTailUnitAndComm(t *testing.T) {
 		check(strings.Join(args[2:], " "), recs, want)
 		for _, r := range recs {
 			if r.Unit != "demo.service" || r.Comm != "demo" || r.Exe != exe || r.Slice != "system.slice" ||
-				r.Cgroup != demo.Path || r.PID == nil || int(*r.PID) != a.cmd.Process.Pid {
-				t.Errorf("%q: %+v; want unit demo.service, comm demo, exe %s, cgroup %s, pid %d", args, r, exe, demo.Path, a.cmd.Process.Pid)
+				r.Cgroup != demo.Path || r.PID == nil || int(*r.PID) != a.Pid() {
+				t.Errorf("%q: %+v; want unit demo.service, comm demo, exe %s, cgroup %s, pid %d", args, r, exe, demo.Path, a.Pid())
 			}
 		}
 	}
@@ -169,7 +136,7 @@ func TestTailUnitAndComm(t *testing.T) {
 
 	// Short output: a record without a tag shows the comm, as journalctl.
 	short := ok(t, "tail", "-n", "all", "--addr", d.QueryAddr, "-u", "demo")
-	pid := strconv.Itoa(a.cmd.Process.Pid)
+	pid := strconv.Itoa(a.Pid())
 	if !strings.Contains(short, " demo["+pid+"]: demo one\n") || !strings.Contains(short, " demo["+pid+"]: demo two\n") {
 		t.Errorf("short output:\n%s\nwant lines naming demo[%s]", short, pid)
 	}

@@ -1,12 +1,10 @@
 package origin
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -31,51 +29,22 @@ func hold(args []string) error {
 	return err
 }
 
-// holder is a running hold child.
-type holder struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
+// holder is a hold child (holdChild): it runs, named, until released.
+type holder struct{ *proctest.Held }
 
 // startHolder runs a hold child named comm, in cg unless it is nil, and
 // returns once it has named itself. It is stopped when the test ends.
-func startHolder(t *testing.T, comm string, cg *proctest.Cgroup) *holder {
+func startHolder(t *testing.T, comm string, cg *proctest.Cgroup) holder {
 	t.Helper()
-	cmd := proctest.ChildCommand(context.Background(), "hold", comm)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &holder{cmd: cmd, stdin: stdin}
-	t.Cleanup(func() { h.exit(t) })
+	h := holder{proctest.StartHeld(t, proctest.ChildCommand(context.Background(), "hold", comm))}
 	if cg != nil {
-		cg.Add(t, cmd.Process.Pid)
+		cg.Add(t, h.Pid())
 	}
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("hold child: %q, %v", line, err)
-	}
+	h.Expect(t, "ready")
 	return h
 }
 
-func (h *holder) pid() uint32 { return uint32(h.cmd.Process.Pid) }
-
-// exit ends the child and reaps it (once).
-func (h *holder) exit(t *testing.T) {
-	if h.cmd.ProcessState != nil {
-		return
-	}
-	h.stdin.Close()
-	if err := h.cmd.Wait(); err != nil {
-		t.Errorf("hold child: %v", err)
-	}
-}
+func (h holder) pid() uint32 { return uint32(h.Pid()) }
 
 // lookup looks pid up at 2 check intervals after the cache's last
 // lookup, so that the start time is checked, but well within MaxAge.
@@ -136,7 +105,7 @@ func TestLookupExitedSender(t *testing.T) {
 	}
 	// Exit without being reaped: stdin closed, then wait for the exit
 	// without reaping (WNOWAIT).
-	h.stdin.Close()
+	h.CloseStdin()
 	var info waitInfo
 	if err := waitNoReap(int(pid), &info); err != nil {
 		t.Fatal(err)
@@ -148,7 +117,7 @@ func TestLookupExitedSender(t *testing.T) {
 	if o := lookup(c, pid); string(o.Comm) != "exiting" {
 		t.Errorf("zombie, cached: %s; want comm exiting", show(&o))
 	}
-	h.exit(t) // reaped: the pid is free
+	h.Release(t) // reaped: the pid is free
 	for _, cache := range []*Cache{c, fresh} {
 		o := lookup(cache, pid)
 		if string(o.Comm) == "exiting" {
@@ -173,7 +142,7 @@ func TestLookupPidReuse(t *testing.T) {
 	if o := lookup(c, pid); string(o.Comm) != "old-owner" || string(o.Unit) != "old.service" {
 		t.Fatalf("first owner: %s", show(&o))
 	}
-	old.exit(t)
+	old.Release(t)
 	h, err := startOnPid(t, int(pid), "new-owner")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -191,19 +160,19 @@ func TestLookupPidReuse(t *testing.T) {
 }
 
 // startOnPid starts a hold child named comm on pid, which must be free.
-func startOnPid(t *testing.T, pid int, comm string) (*holder, error) {
+func startOnPid(t *testing.T, pid int, comm string) (holder, error) {
 	const tries = 50
 	for range tries {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			return nil, err
+			return holder{}, err
 		}
 		h := startHolder(t, comm, nil)
 		if int(h.pid()) == pid {
 			return h, nil
 		}
-		h.exit(t)
+		h.Release(t)
 	}
-	return nil, errors.New("another process took the pid each time")
+	return holder{}, errors.New("another process took the pid each time")
 }
 
 // A cached sender costs nothing: no allocation and no system call within
@@ -238,7 +207,7 @@ func TestLookupAllocs(t *testing.T) {
 // used, which are then read again, correctly.
 func TestLookupBounded(t *testing.T) {
 	c := New(Options{Size: 4})
-	var hs []*holder
+	var hs []holder
 	for i := range 6 {
 		hs = append(hs, startHolder(t, "h"+strconv.Itoa(i), nil))
 	}
