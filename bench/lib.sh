@@ -272,3 +272,13 @@ show_tails() {
 	done
 	return 0
 }
+
+# build_gohello BIN: an empty Go program as BIN/gohello, built as the
+# project's binaries are (CGO_ENABLED=0), for scale: what any Go binary
+# costs to start on this host.
+build_gohello() {
+	mkdir -p "$WORK/gohello"
+	printf 'module gohello\n\ngo 1.26\n' >"$WORK/gohello/go.mod"
+	printf 'package main\n\nfunc main() {}\n' >"$WORK/gohello/main.go"
+	(cd "$WORK/gohello" && CGO_ENABLED=0 GOFLAGS="" go build -o "$1/gohello" .)
+}

@@ -57,11 +57,7 @@ BIN=$WORK/bin
 echo "building into $BIN ..." >&2
 mkdir -p "$BIN"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$BIN/" ./cmd/collectord ./cmd/logctl ./bench/query/qbench)
-# An empty Go program, for scale: what any Go binary costs to start here.
-mkdir -p "$WORK/gohello"
-printf 'module gohello\n\ngo 1.26\n' >"$WORK/gohello/go.mod"
-printf 'package main\n\nfunc main() {}\n' >"$WORK/gohello/main.go"
-(cd "$WORK/gohello" && GOFLAGS= go build -o "$BIN/gohello" .)
+build_gohello "$BIN"
 # Every step runs through step, or run (step at NICE), from bench/lib.sh:
 # in the background, waited for, so that a signal to this script is acted
 # on at once rather than after the step ends.

@@ -53,10 +53,7 @@ BIN=$WORK/bin
 echo "building into $BIN ..." >&2
 mkdir -p "$BIN"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$BIN/" ./cmd/collectord ./cmd/logctl ./bench/query/qbench)
-mkdir -p "$WORK/gohello"
-printf 'module gohello\n\ngo 1.26\n' >"$WORK/gohello/go.mod"
-printf 'package main\n\nfunc main() {}\n' >"$WORK/gohello/main.go"
-(cd "$WORK/gohello" && CGO_ENABLED=0 GOFLAGS="" go build -o "$BIN/gohello" .)
+build_gohello "$BIN"
 LOGCTL=${LOGCTL:-$BIN/logctl}
 
 D=$WORK/d
