@@ -102,24 +102,10 @@ type runner struct {
 
 	interval time.Duration
 	quiet    time.Time // when a follow last delivered something or pinged
-	woke     time.Time // when a follow last woke for new records
+	pace     shmring.Pace
 	pingCtx  context.Context
 	pingStop context.CancelFunc
 }
-
-// followGap and followBusy coalesce a busy follow's wake-ups. The ring
-// wakes its readers once per batch, which under a high ingest rate is tens
-// of thousands of times a second; sixteen follows of a user with no new
-// records of their own (the per-user cap) each scanning every batch cost
-// ingest about a fifth of its rate on 2 CPUs. A follow woken again less
-// than followBusy after its last wake-up sleeps until followGap has passed
-// since then, and reads everything published meanwhile in one pass. A
-// follow of a ring written less often than every followBusy (a thousand
-// records a second, one per batch, is every millisecond) is never delayed.
-const (
-	followGap  = time.Millisecond
-	followBusy = 250 * time.Microsecond
-)
 
 // checkEvery is how many records Run examines between looks at ctx.
 const checkEvery = 256
@@ -312,12 +298,11 @@ func (x *runner) wait() (Reason, error) {
 		if reason := x.stopped(); reason != "" {
 			return reason, nil
 		}
-		err := x.r.Wait(x.waitCtx(), x.c.Pos())
+		// Paced: under a high ingest rate every follow of the ring wakes
+		// in the same tick, at most once a millisecond, and reads
+		// everything published meanwhile in one pass.
+		err := x.r.WaitPaced(x.waitCtx(), x.c.Pos(), &x.pace)
 		if err == nil {
-			if d := time.Since(x.woke); d < followBusy {
-				time.Sleep(followGap - d)
-			}
-			x.woke = time.Now()
 			return "", nil
 		}
 		if reason := x.stopped(); reason != "" {

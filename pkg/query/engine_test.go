@@ -259,43 +259,54 @@ func TestRunAllocations(t *testing.T) {
 }
 
 // TestFollowCoalescesWakeUps: while the writer publishes one record per
-// batch as fast as it can, a follow wakes (and flushes) at most twice per
-// followGap, and still delivers every record, in order.
+// batch as fast as it can, each of several follows of the ring wakes (and
+// flushes) at most twice per shmring.PaceGap, and still delivers every
+// record, in order.
 func TestFollowCoalescesWakeUps(t *testing.T) {
 	tr := newRingForTest(t, 16<<20)
-	const batches = 20000
+	const batches, follows = 20000, 4
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := newCollector(t)
-	h := c.handler()
-	var flushes atomic.Int64
-	h.Flush = func() error { flushes.Add(1); return nil }
-	done := make(chan error, 1)
-	go func() {
-		_, err := Run(ctx, tr.r, Request{After: new(uint64(0)), Follow: true}, h)
-		done <- err
-	}()
+	cs := make([]*collector, follows)
+	flushes := make([]atomic.Int64, follows)
+	done := make(chan error, follows)
+	for i := range cs {
+		cs[i] = newCollector(t)
+		h := cs[i].handler()
+		h.Flush = func() error { flushes[i].Add(1); return nil }
+		go func() {
+			_, err := Run(ctx, tr.r, Request{After: new(uint64(0)), Follow: true}, h)
+			done <- err
+		}()
+	}
 	start := time.Now()
 	var last uint64
 	for range batches {
 		last = tr.write(1, 1)
 	}
 	elapsed := time.Since(start)
-	c.waitUntil(t, "every record", func(seqs []uint64, _ uint64, _ int) bool { return len(seqs) > 0 && seqs[len(seqs)-1] == last })
+	for _, c := range cs {
+		c.waitUntil(t, "every record", func(seqs []uint64, _ uint64, _ int) bool { return len(seqs) > 0 && seqs[len(seqs)-1] == last })
+	}
 	waited := time.Since(start)
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	seqs, lost, _ := c.snapshot()
-	if lost != 0 || !slices.Equal(seqs, want(1, last+1, nil)) {
-		t.Fatalf("%d records delivered, %d lost; want 1..%d", len(seqs), lost, last)
+	for range cs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 	// One flush per wake-up, and one before the first wait. A follow
 	// that slept reads at once when woken next, then sleeps again: at most
-	// two wake-ups per followGap.
-	if most := 2*int64(waited/followGap) + 2; flushes.Load() > most {
-		t.Errorf("%d wake-ups in %v (%d batches published in %v), want at most %d: two per %v", flushes.Load(), waited, batches, elapsed, most, followGap)
+	// two wake-ups per PaceGap.
+	most := 2*int64(waited/shmring.PaceGap) + 2
+	for i, c := range cs {
+		seqs, lost, _ := c.snapshot()
+		if lost != 0 || !slices.Equal(seqs, want(1, last+1, nil)) {
+			t.Fatalf("follow %d: %d records delivered, %d lost; want 1..%d", i, len(seqs), lost, last)
+		}
+		if n := flushes[i].Load(); n > most {
+			t.Errorf("follow %d: %d wake-ups in %v (%d batches published in %v), want at most %d: two per %v", i, n, waited, batches, elapsed, most, shmring.PaceGap)
+		}
+		t.Logf("follow %d: %d batches in %v, all delivered after %v with %d wake-ups", i, batches, elapsed, waited, flushes[i].Load())
 	}
-	t.Logf("%d batches in %v, all delivered after %v with %d wake-ups", batches, elapsed, waited, flushes.Load())
 }

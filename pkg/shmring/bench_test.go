@@ -173,3 +173,38 @@ func childWaker() int {
 	out.Flush()
 	return 0
 }
+
+// BenchmarkCursorSkip is a follow of one user's records passing over other
+// users' records in place (NextWhere with a keep function that rejects
+// every record): its cost per record passed over.
+func BenchmarkCursorSkip(b *testing.B) {
+	path := filepath.Join(benchDir(b), "ring")
+	w, err := OpenWriter(path, Options{Size: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	p := make([]byte, 120)
+	held := int(w.descCount) / 2
+	for i := range held {
+		w.Add(int64(i), p)
+	}
+	w.Publish()
+	r, err := OpenReader(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	reject := func(prefix []byte) bool { return prefix[0] == 1 }
+	b.ReportAllocs()
+	b.ResetTimer()
+	c := r.Cursor(0)
+	for passed := 0; passed < b.N; {
+		start := c.Pos()
+		if _, _, err := c.NextWhere(reject); !errors.Is(err, ErrNoRecord) {
+			b.Fatalf("NextWhere: %v, want ErrNoRecord", err)
+		}
+		passed += int(c.Pos() - start)
+		c = r.Cursor(0)
+	}
+}

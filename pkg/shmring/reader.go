@@ -43,6 +43,7 @@ type Reader struct {
 	notify  chan struct{} // closed and replaced when the leader wakes
 	leading bool          // a Wait caller sleeps in FUTEX_WAIT
 	closed  bool
+	pace    paceState // WaitPaced's shared wake-ups
 }
 
 // OpenReader maps the ring at path read-only.
@@ -347,6 +348,10 @@ func (r *Reader) Close() error {
 	r.closed = true
 	close(r.notify)
 	r.notify = make(chan struct{})
+	if r.pace.ch != nil {
+		close(r.pace.ch)
+		r.pace.ch = nil
+	}
 	for r.leading {
 		// The leader sleeps in FUTEX_WAIT on the mapping: wake it and let
 		// it leave before unmapping. A FUTEX_WAKE needs no write access.
