@@ -74,7 +74,6 @@ func newConn(s *Server, nc net.Conn, log *slog.Logger) *conn {
 		nc:  nc,
 		log: log,
 		fr:  NewFrameReader(bufio.NewReaderSize(nc, 4096), MaxClientFrame),
-		bw:  bufio.NewWriterSize(nc, 16<<10),
 		// One query may be waiting while another runs.
 		queries: make(chan pendingQuery, 1),
 	}

@@ -3,6 +3,7 @@
 package query
 
 import (
+	"bufio"
 	"fmt"
 	"time"
 )
@@ -81,6 +82,9 @@ func (c *conn) writeFrame(t FrameType, body []byte) error {
 	return c.write(body)
 }
 
+// writeBufferSize is a connection's write buffer: a batch of records.
+const writeBufferSize = 16 << 10
+
 // sendError writes an X frame; it returns false if the connection broke.
 func (c *conn) sendError(e *Error) bool {
 	c.writeFrame(FrameError, marshalJSON(e))
@@ -92,6 +96,11 @@ func (c *conn) sendError(e *Error) bool {
 func (c *conn) write(p []byte) error {
 	if c.werr != nil {
 		return c.werr
+	}
+	if c.bw == nil {
+		// Allocated at the first write, not at accept: a connection that
+		// never says hello costs no write buffer.
+		c.bw = bufio.NewWriterSize(c.nc, writeBufferSize)
 	}
 	if len(p) > c.bw.Available() {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
@@ -108,7 +117,7 @@ func (c *conn) flushWriter() error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if c.bw.Buffered() == 0 {
+	if c.bw == nil || c.bw.Buffered() == 0 {
 		return nil
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
