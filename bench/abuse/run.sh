@@ -17,12 +17,14 @@
 # daemon runs), BENCH_TMPDIR (where the socket and ring go: /dev/shm when
 # writable, else TMPDIR). The defaults, with logctl's own connection, stay
 # under the server's 256 connections, so that logctl is not refused busy.
+# MAX_HANDSHAKES (the daemon's default) sets query_max_handshakes.
 # FLOOD (0) adds connections that never say hello (internal/flood: half
 # silent, half two bytes of a header, each reopened a second after the
 # server drops it) and HOLD (0) `logctl tail -f` processes of HOLD_UID
 # (65534) on the local socket, the daemon's per-user cap set to HOLD; with
 # either, logctl's runs take turns over TCP with a token and over the local
-# socket. The case ("fair shares": 2,000 stalled connections and
+# socket (the flood is given 1 s to be accepted before the third starts:
+# held connections, not connections being opened). The case ("fair shares": 2,000 stalled connections and
 # one user at its cap, nothing else):
 #
 #   IDLE=0 HALF_OPEN=0 SLOWLORIS=0 STALLED=0 FLOOD=2000 HOLD=16 TAIL_N=5 bench/abuse/run.sh
@@ -82,6 +84,10 @@ if ((FLOOD > 0 || HOLD > 0)); then
 	printf 'query_token_file = "%s"\nquery_max_conns_per_uid = %d\n' "$WORK/token" "$((HOLD > 0 ? HOLD : 16))" >"$WORK/collectord.toml"
 	daemon_args=(--config "$WORK/collectord.toml" --query-anonymous none)
 	fair=(-flood "$FLOOD" -token-file "$WORK/token" -local "$WORK/query.sock" -hold "$HOLD" -hold-uid "$HOLD_UID")
+	if [[ -n ${MAX_HANDSHAKES:-} ]]; then
+		printf 'query_max_handshakes = %d\n' "$MAX_HANDSHAKES" >>"$WORK/collectord.toml"
+		fair+=(-max-handshakes "$MAX_HANDSHAKES")
+	fi
 	chmod 0755 "$WORK" "$BIN"
 fi
 start_collectord "$WORK/log" nice -n "$NICE" "$BIN/collectord" --socket "$SOCK" --ring "$RING" --ring-size 256MiB \

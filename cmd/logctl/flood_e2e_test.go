@@ -21,10 +21,14 @@ import (
 )
 
 // Flood sizes: as the issue has it, 2,000 connections that never say
-// hello on the TCP port; a per-user cap kept small so that its holders
-// stay cheap (the default is 16).
+// hello on the TCP port, against a handshake budget far smaller than the
+// default (which would hold them all), so that the server keeps dropping
+// the oldest to admit the newest and the flood keeps reopening them; a
+// per-user cap kept small so that its holders stay cheap (the default is
+// 16).
 const (
 	floodConns  = 2000
+	floodBudget = 64
 	floodPerUID = 4
 	floodRounds = 10
 )
@@ -57,7 +61,7 @@ func TestTailUnderFlood(t *testing.T) {
 		t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) })
 	}
 	dir := openDir(t)
-	token, config := tokenConfig(t, dir, "0123456789abcdef-flood\n", fmt.Sprintf("query_max_conns_per_uid = %d\n", floodPerUID))
+	token, config := tokenConfig(t, dir, "0123456789abcdef-flood\n", fmt.Sprintf("query_max_conns_per_uid = %d\nquery_max_handshakes = %d\n", floodPerUID, floodBudget))
 	d := startDaemon(t, dir, proctest.DaemonOptions{Args: []string{"--config", config, "--query-anonymous", "none"}})
 	defer d.Stop(t)
 	local := query.UnixPrefix + d.QuerySocket
@@ -92,7 +96,7 @@ func TestTailUnderFlood(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	// The budget is full once the server has dropped all but its size.
-	if err := f.WaitReplaced(ctx, floodConns-query.DefaultMaxHandshakes); err != nil {
+	if err := f.WaitReplaced(ctx, floodConns-floodBudget); err != nil {
 		t.Fatal(err)
 	}
 

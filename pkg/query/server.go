@@ -23,7 +23,7 @@ import (
 // Server defaults, used for zero Options fields.
 const (
 	DefaultMaxConns         = 256
-	DefaultMaxHandshakes    = 64
+	DefaultMaxHandshakes    = 2048
 	DefaultMaxConnsPerUID   = 16
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
@@ -66,7 +66,12 @@ type Options struct {
 	// When one more is accepted, the oldest of them is closed to make
 	// room (OpenSSH's MaxStartups, without the randomness), so that
 	// connections that never say hello cannot keep a client who does
-	// out. Default DefaultMaxHandshakes (64).
+	// out. Each costs the server about 12 KiB (a descriptor, a goroutine
+	// and a read buffer; the write buffer comes with the first reply), so
+	// the default bounds them at about 25 MiB: enough that a flood of
+	// 2,000 held connections is held without dropping any, and a client
+	// gets in without the flood being reopened at the rate the server
+	// drops it. Default DefaultMaxHandshakes (2048).
 	MaxHandshakes int
 	// MaxConnsPerUID is the most connections one user may hold on UNIX
 	// sockets, in their handshake or past it; the next one from that uid

@@ -139,6 +139,8 @@ func runAbuse(args []string) (any, error) {
 	tailEvery := fs.Duration("tail-every", 200*time.Millisecond, "start the logctl runs of a third this far apart")
 	rounds := fs.Int("rounds", 18, "rounds (each: a plain, a tail and a loaded third)")
 	floodConns := fs.Int("flood", 0, "connections that never say hello, reopened a second after the server drops them")
+	floodSettle := fs.Duration("flood-settle", time.Second, "with -flood: how long the server is given to accept the flood before the third starts")
+	maxHandshakes := fs.Int("max-handshakes", query.DefaultMaxHandshakes, "the daemon's handshake budget (query_max_handshakes): -flood waits until the server dropped what exceeds it")
 	token := fs.String("token-file", "", "logctl's runs over TCP send the token in `file`")
 	local := fs.String("local", "", "the daemon's local query socket `path`: logctl runs over it too, and -hold uses it")
 	hold := fs.Int("hold", 0, "`logctl tail -f` processes of -hold-uid on the local socket: its per-user cap")
@@ -206,11 +208,17 @@ func runAbuse(args []string) (any, error) {
 					return 0, err
 				}
 				defer func() { res.Dropped += f.Replaced(); f.Close() }()
-				// The handshake budget is full once the server dropped the rest.
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := f.WaitReplaced(ctx, *floodConns-query.DefaultMaxHandshakes); err != nil {
-					return 0, err
+				// The flood is held, not being opened: the server has
+				// accepted what arrived (and, when the flood is larger than
+				// its handshake budget, dropped the rest) before the third
+				// starts.
+				time.Sleep(*floodSettle)
+				if over := *floodConns - *maxHandshakes; over > 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					if err := f.WaitReplaced(ctx, over); err != nil {
+						return 0, err
+					}
 				}
 			}
 			defer func() {
