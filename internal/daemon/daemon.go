@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg Config, reload <-chan struct{}) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{cfg: cfg, log: cfg.Logger, notify: sdnotify.New(), stallLimit: fault.StallLimit(ingestStallLimit)}
+	d := &daemon{cfg: cfg, log: cfg.Logger, notify: sdnotify.New(), stallLimit: fault.StallLimit(ingestStallLimit), arrivals: query.NewArrivals()}
 	return d.run(ctx, reload)
 }
 
@@ -124,6 +124,9 @@ type daemon struct {
 	stopPopulate func()                         // stops w.Populate and waits for it
 	stopSync     func()                         // stops the periodic sync and waits for it; nil when none runs
 
+	// arrivals carries the senders of what ingest publishes to the query
+	// server's follows of one user's records.
+	arrivals      *query.Arrivals
 	in            *ingestloop.Ingester
 	inPtr         atomic.Pointer[ingestloop.Ingester] // in, for the status and metrics goroutines
 	stallLimit    time.Duration                       // see ingestStallLimit
@@ -360,7 +363,7 @@ func (d *daemon) closeReader() {
 // startIngest starts reading the datagram socket into the ring.
 func (d *daemon) startIngest() {
 	in, err := ingestloop.New(d.socks.ingest, d.w, ingestloop.Options{BatchSize: d.cfg.Batch, MaxMessage: d.cfg.MaxMessage, Logger: d.log, RateLimit: d.cfg.RateLimit,
-		SyncUrgent: d.cfg.Durable})
+		SyncUrgent: d.cfg.Durable, Arrivals: d.arrivals})
 	if err != nil {
 		// Options were validated; a failure here is a bug worth stopping for.
 		panic(fmt.Sprintf("ingestloop.New: %v", err))

@@ -35,6 +35,7 @@ func (d *daemon) startServers() error {
 			opts.Logger = d.log.With("component", "query")
 		}
 		d.readers(&opts)
+		opts.Arrivals = d.arrivals
 		log := opts.Logger
 		opts.Stats = func(a query.Access) []query.Sample { return metrics.Samples(regp.Load(), a, log) }
 		d.qs = query.NewServer(d.reader, opts)

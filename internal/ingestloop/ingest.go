@@ -48,6 +48,19 @@ type Options struct {
 	// Origin sizes the cache of the senders' trusted origin fields (comm,
 	// exe, unit, cgroup; internal/origin). Default: origin's defaults.
 	Origin origin.Options
+	// Arrivals, if set, is told which senders' records each published
+	// batch holds (query.Arrivals), so that follows of one user's records
+	// sleep until theirs arrive. Default: nil.
+	Arrivals Arrivals
+}
+
+// Arrivals is what Run tells about the records it publishes: Start with
+// the ring's head when it begins, Published with the trusted uids of a
+// batch's senders and the head after it, Stop when it ends.
+type Arrivals interface {
+	Start(head uint64)
+	Published(uids []uint32, head uint64)
+	Stop()
 }
 
 // UrgentSeverity is the least urgent severity that Options.SyncUrgent
@@ -109,6 +122,10 @@ type Ingester struct {
 	limit *limiter    // nil: no rate limit
 	self  senderCreds // for the records the Ingester writes itself
 	note  []byte      // scratch text of a suppression note
+
+	arrivals Arrivals // Options.Arrivals
+	uids     []uint32 // the current batch's senders, for arrivals
+	last     uint64   // the sequence number of the last record added
 
 	syncUrgent bool                 // Options.SyncUrgent
 	urgent     bool                 // the batch being stored holds an urgent record
@@ -183,8 +200,13 @@ func New(conn *net.UnixConn, w *shmring.Writer, opts Options) (*Ingester, error)
 		epoch:  time.Now(),
 		self:   senderCreds{pid: uint32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())},
 
+		arrivals: opts.Arrivals,
+
 		syncUrgent: opts.SyncUrgent,
 		urgentTime: histogram.New(UrgentBuckets[:]),
+	}
+	if in.arrivals != nil {
+		in.uids = make([]uint32, 0, 64) // grows to a batch once, if ever
 	}
 	// One clock reading per batch: the parser infers an RFC 3164 stamp's
 	// year from the receive time rather than reading the clock per datagram.
@@ -227,6 +249,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 			in.conn.SetReadDeadline(time.Time{})
 		}
 	}()
+	if in.arrivals != nil {
+		in.arrivals.Start(in.w.Stats().Head)
+		defer in.arrivals.Stop()
+	}
 	defer in.w.Publish()
 	defer in.writeNotes(true) // report every drop before another process takes over
 	for {
@@ -271,6 +297,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		// a reader who sees a record also sees it in Stats.
 		in.batch()
 		in.w.Publish()
+		if len(in.uids) > 0 {
+			in.arrivals.Published(in.uids, in.last+1)
+			in.uids = in.uids[:0]
+		}
 		in.syncIfUrgent()
 	}
 }
@@ -352,10 +382,15 @@ func (in *Ingester) store(m *dgram.Msg, now int64) {
 	if len(in.buf) > in.w.MaxPayload() {
 		in.shrink(e)
 	}
-	if _, err := in.w.Add(now, in.buf); err != nil {
+	seq, err := in.w.Add(now, in.buf)
+	if err != nil {
 		// Cannot happen after shrink; count rather than lose silently.
 		in.count(ReasonEntryTooLarge)
 		return
+	}
+	in.last = seq
+	if in.arrivals != nil && m.Creds.OK && (len(in.uids) == 0 || in.uids[len(in.uids)-1] != e.UID) {
+		in.uids = append(in.uids, e.UID)
 	}
 	if in.syncUrgent && e.Severity() <= UrgentSeverity {
 		in.urgent = true

@@ -268,7 +268,7 @@ func (c *conn) serveQuery(pq pendingQuery) bool {
 		s.stats.followers.Add(1)
 	}
 	start := time.Now()
-	end, err := RunAs(ctx, s.r, c.access, *req, c.h)
+	end, err := runAs(ctx, s.r, c.access, s.opts.Arrivals, *req, c.h)
 	if req.Follow {
 		s.stats.followers.Add(-1)
 	}

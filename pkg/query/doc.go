@@ -36,12 +36,18 @@
 //     find where its N records start instead of buffering them. A server
 //     connection holds a batch buffer of about 64 KiB (a larger record
 //     grows it, to at most 256 KiB once that record is sent), a 16 KiB
-//     write buffer, a frame of at most 64 KiB from the client, and a copy
+//     write buffer (from its first reply on), a frame of at most 64 KiB from the client, and a copy
 //     of the largest record its cursor has read.
 //   - Isolation: the ring's writer never waits for readers. A client that
 //     reads slowly blocks only its own connection (for at most the write
 //     timeout per frame), falls behind in the ring, and is told what it
 //     lost; other clients and ingest are unaffected.
+//   - Cheap follows: follows of a busy ring wake together, at most once a
+//     millisecond (shmring.Reader.WaitPaced), and a follow limited to one
+//     user's records sleeps until that user's records arrive when the
+//     server runs in the process writing the ring (Options.Arrivals), so
+//     that a user at the per-user cap costs ingest nothing while others
+//     write.
 //   - Shutdown: Server.Shutdown ends every running query (follows
 //     included) after its current batch with E shutdown and a cursor to
 //     resume from, and waits for every goroutine the server started.

@@ -57,6 +57,11 @@ func Run(ctx context.Context, r *shmring.Reader, req Request, h Handler) (End, e
 // granted; logctl tail --ring --own runs it with the caller's uid, so that
 // both give a user the same answer.
 func RunAs(ctx context.Context, r *shmring.Reader, a Access, req Request, h Handler) (End, error) {
+	return runAs(ctx, r, a, nil, req, h)
+}
+
+// runAs is RunAs with the Arrivals of the process writing r, if any.
+func runAs(ctx context.Context, r *shmring.Reader, a Access, arrivals *Arrivals, req Request, h Handler) (End, error) {
 	end := End{ID: req.ID}
 	if err := req.Compile(); err != nil {
 		if req.After != nil {
@@ -64,7 +69,7 @@ func RunAs(ctx context.Context, r *shmring.Reader, a Access, req Request, h Hand
 		}
 		return end, err
 	}
-	x := runner{ctx: ctx, r: r, f: &req.Filter, h: &h, quiet: time.Now()}
+	x := runner{ctx: ctx, r: r, f: &req.Filter, h: &h, quiet: time.Now(), arrivals: arrivals}
 	x.uid, x.own = a.Own()
 	if x.own {
 		x.mine = func(p []byte) bool {
@@ -94,6 +99,8 @@ type runner struct {
 	own  bool         // only the records whose trusted uid is uid
 	uid  uint32
 	mine func([]byte) bool // with own: whether a payload's prefix is uid's
+	// arrivals, with own, says when uid's records arrive; nil if unknown.
+	arrivals *Arrivals
 
 	last      uint64 // the last sequence number examined or reported lost
 	sent      int64  // records delivered
@@ -298,10 +305,19 @@ func (x *runner) wait() (Reason, error) {
 		if reason := x.stopped(); reason != "" {
 			return reason, nil
 		}
-		// Paced: under a high ingest rate every follow of the ring wakes
-		// in the same tick, at most once a millisecond, and reads
-		// everything published meanwhile in one pass.
-		err := x.r.WaitPaced(x.waitCtx(), x.c.Pos(), &x.pace)
+		// A follow of one user's records first sleeps until that user's
+		// records arrive, when the writer is in this process. Then, and
+		// for every other follow, paced: under a high ingest rate every
+		// follow of the ring wakes in the same tick, at most once a
+		// millisecond, and reads everything published meanwhile in one
+		// pass.
+		var err error
+		if x.own && x.arrivals != nil {
+			_, err = x.arrivals.wait(x.waitCtx(), x.uid, x.c.Pos())
+		}
+		if err == nil {
+			err = x.r.WaitPaced(x.waitCtx(), x.c.Pos(), &x.pace)
+		}
 		if err == nil {
 			return "", nil
 		}

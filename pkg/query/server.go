@@ -73,6 +73,10 @@ type Options struct {
 	// gets in without the flood being reopened at the rate the server
 	// drops it. Default DefaultMaxHandshakes (2048).
 	MaxHandshakes int
+	// Arrivals, from the process writing the ring, lets follows of one
+	// user's records sleep until that user's records arrive. Default nil:
+	// they wake with every follow, on the ring's ticks.
+	Arrivals *Arrivals
 	// MaxConnsPerUID is the most connections one user may hold on UNIX
 	// sockets, in their handshake or past it; the next one from that uid
 	// is answered X busy and closed. Default DefaultMaxConnsPerUID (16).

@@ -151,8 +151,8 @@ func runAbuse(args []string) (any, error) {
 	if *socket == "" || *ring == "" || *addr == "" || *logctl == "" {
 		return nil, errors.New("-socket, -ring, -addr and -logctl are required")
 	}
-	if *n < 1 || *senders < 1 || *rounds < 1 || *tailN < 1 || *tails < 1 || *tailEvery < 0 {
-		return nil, errors.New("-n, -senders, -rounds, -tail-n and -tails must be positive, -tail-every not negative")
+	if *n < 1 || *senders < 1 || *rounds < 1 || *tailN < 1 || *tails < 0 || *tailEvery < 0 {
+		return nil, errors.New("-n, -senders, -rounds and -tail-n must be positive, -tails and -tail-every not negative")
 	}
 	if total := *idle + *halfOpen + *slowloris + *stalled + 1; total > query.DefaultMaxConns {
 		return nil, fmt.Errorf("%d connections with logctl's: over the server's default MaxConns %d, logctl would be refused busy", total, query.DefaultMaxConns)
