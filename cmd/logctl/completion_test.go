@@ -106,3 +106,90 @@ func TestCommandNames(t *testing.T) {
 		}
 	}
 }
+
+// TestCompletionFish loads `logctl completion fish` into a real fish and
+// asks fish what it completes (complete -C), as at a prompt.
+func TestCompletionFish(t *testing.T) {
+	fish := proctest.NeedTool(t, "fish")
+	bin := proctest.Logctl(t)
+	script := filepath.Join(t.TempDir(), "logctl.fish")
+	out, err := exec.Command(bin, "completion", "fish").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(fish, "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("fish -n: %v: %s", err, out)
+	}
+	complete := func(line string) []string {
+		t.Helper()
+		cmd := exec.Command(fish, "--no-config", "-c", `source $argv[1]; or exit 1; complete -C $argv[2]`, script, line)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("completing %q: %v: %s", line, err, out)
+		}
+		var got []string
+		for l := range strings.Lines(string(out)) {
+			got = append(got, strings.SplitN(strings.TrimSuffix(l, "\n"), "\t", 2)[0]) // candidate, then its description
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"logctl ", []string{"completion", "send", "stats", "tail"}},
+		{"logctl ta", []string{"tail"}},
+		{"logctl tail --fo", []string{"--follow"}},
+		{"logctl tail -o ", slices.Sorted(slices.Values(outputNames))},
+		{"logctl tail -n 5 --output json", []string{"json", "json-pretty"}},
+		{"logctl completion ", []string{"bash", "fish", "zsh"}},
+	} {
+		if got := complete(tc.line); !slices.Equal(got, tc.want) {
+			t.Errorf("completing %q: %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestCompletionZsh installs `logctl completion zsh` as _logctl in a
+// directory of a real zsh's fpath, as packagers do, and checks that
+// compinit registers it for logctl and that it offers the commands and
+// tail's flags to zsh's completion functions (_describe and _arguments,
+// replaced by ones that print what they are given: completing for real
+// needs a terminal).
+func TestCompletionZsh(t *testing.T) {
+	zsh := proctest.NeedTool(t, "zsh")
+	bin := proctest.Logctl(t)
+	dir := t.TempDir()
+	out, err := exec.Command(bin, "completion", "zsh").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "_logctl"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(zsh, "-n", filepath.Join(dir, "_logctl")).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v: %s", err, out)
+	}
+	prog := `fpath=($1 $fpath); autoload -U compinit; compinit -u -D -d $2/zcompdump || exit 1
+print -r -- "registered: $_comps[logctl]"
+_describe() { print -rl -- ${(P)2} }
+_arguments() { print -rl -- "$@" }
+autoload -U _logctl
+words=(logctl ''); CURRENT=2; _logctl
+words=(logctl tail -); CURRENT=3; _logctl`
+	cmd := exec.Command(zsh, "-f", "-c", prog, "zsh", dir, t.TempDir())
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("zsh: %v: %s", err, got)
+	}
+	for _, want := range []string{"registered: _logctl", "send:", "tail:", "stats:", "completion:",
+		"(-f --follow)--follow[", "(-n --lines)-n+[", "(-r --reverse)--reverse[", "--ring=[", "(short short-iso json json-pretty cat)"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("zsh output lacks %q:\n%s", want, got)
+		}
+	}
+}

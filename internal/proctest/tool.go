@@ -35,6 +35,7 @@ func NeedTool(t testing.TB, name string) string {
 // package that installs it.
 func debianPackages() map[string]string {
 	return map[string]string{
+		"fish":                    "fish",     // completions, run by the shell they are for
 		"kcat":                    "kcat",     // librdkafka's client, a Kafka consumer not ours
 		"logger":                  "bsdutils", // util-linux's logger
 		"man":                     "man-db",   // renders the man pages (with groff-base)
@@ -46,5 +47,6 @@ func debianPackages() map[string]string {
 		"systemd-notify":          "systemd",
 		"systemd-socket-activate": "systemd",
 		"systemd-sysusers":        "systemd",
+		"zsh":                     "zsh",
 	}
 }
