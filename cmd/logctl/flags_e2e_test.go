@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/collectord/collectord/internal/proctest"
 )
@@ -116,4 +121,66 @@ func TestHelp(t *testing.T) {
 	if strings.Count(r.stdout, "--follow") != 2 { // its line, and -r's "not with --follow"
 		t.Errorf("tail -h mentions --follow %d times:\n%s", strings.Count(r.stdout, "--follow"), r.stdout)
 	}
+}
+
+// TestFollowInterruptedWithOutputBlocked: `logctl tail -f` whose output
+// nobody reads (a pager stopped, a pipe full) ends within a few seconds of
+// SIGINT with status 130, as a shell reports an interrupted command,
+// instead of waiting forever in its write.
+func TestFollowInterruptedWithOutputBlocked(t *testing.T) {
+	dir := openDir(t)
+	d := startDaemon(t, dir, proctest.DaemonOptions{})
+	defer d.Stop(t)
+	// About 300 KiB of output: more than a pipe holds.
+	msgs := make([]string, 3000)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("record %d %s", i, strings.Repeat("x", 80))
+	}
+	d.Send(t, msgs...)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(proctest.Logctl(t), "tail", "-f", "-n", "all", "--addr", d.QueryAddr)
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Blocked once the pipe is full: its write sleeps in pipe_write.
+	for deadline := time.Now().Add(e2eTimeout); !pipeWriterAsleep(cmd.Process.Pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("logctl never blocked writing to the pipe within %v", e2eTimeout)
+		}
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("logctl -f after SIGINT: %v, want exit status 130", err)
+		}
+		t.Logf("exited %v after SIGINT", time.Since(start))
+	case <-time.After(e2eTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("logctl -f blocked on its output did not exit within %v of SIGINT", e2eTimeout)
+	}
+}
+
+// pipeWriterAsleep reports whether any thread of process pid sleeps in
+// the kernel's pipe write.
+func pipeWriterAsleep(pid int) bool {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
+		if strings.Contains(string(wchan), "pipe_write") {
+			return true
+		}
+	}
+	return false
 }

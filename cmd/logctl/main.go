@@ -28,7 +28,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -74,9 +76,42 @@ func main() {
 // commands that run until stopped. One-shot commands do without: the signal
 // handler starts a thread, which would cost every `logctl tail -n 100`
 // noticeably; a signal simply ends them.
+//
+// The command ends at its next step once ctx is cancelled, but a step may
+// be a write to a pipe nobody reads (logctl tail -f | a stopped pager):
+// then the process exits interruptGrace after the signal, with the
+// shell's status for it (128 + the signal), and a second signal ends it
+// at once. The returned stop must be called when the command returns.
 func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := context.WithCancel(ctx)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sig:
+			signal.Stop(sig) // the next one acts as if logctl did not catch it
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(interruptGrace):
+				os.Exit(128 + int(s.(syscall.Signal)))
+			}
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sig)
+			close(done)
+			cancel()
+		})
+	}
 }
+
+// interruptGrace is how long an interrupted command has to return.
+const interruptGrace = time.Second
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: logctl COMMAND [flags]\n\ncommands:")
