@@ -21,7 +21,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/collectord/collectord/internal/flood"
 	"github.com/collectord/collectord/pkg/query"
 	"github.com/collectord/collectord/pkg/shmring"
 )
@@ -139,8 +138,8 @@ func runAbuse(args []string) (any, error) {
 	tailEvery := fs.Duration("tail-every", 200*time.Millisecond, "start the logctl runs of a third this far apart")
 	rounds := fs.Int("rounds", 18, "rounds (each: a plain, a tail and a loaded third)")
 	floodConns := fs.Int("flood", 0, "connections that never say hello, reopened a second after the server drops them")
-	floodSettle := fs.Duration("flood-settle", time.Second, "with -flood: how long the server is given to accept the flood before the third starts")
-	maxHandshakes := fs.Int("max-handshakes", query.DefaultMaxHandshakes, "the daemon's handshake budget (query_max_handshakes): -flood waits until the server dropped what exceeds it")
+	floodSettle := fs.Duration("flood-settle", 200*time.Millisecond, "with -flood: how long the server's count of connections in their handshake must stay put, once it holds the flood's talking half, before the third starts")
+	maxHandshakes := fs.Int("max-handshakes", query.DefaultMaxHandshakes, "the daemon's handshake budget (query_max_handshakes): -flood waits until the server holds as many of the flood's talking half as it may")
 	token := fs.String("token-file", "", "logctl's runs over TCP send the token in `file`")
 	local := fs.String("local", "", "the daemon's local query socket `path`: logctl runs over it too, and -hold uses it")
 	hold := fs.Int("hold", 0, "`logctl tail -f` processes of -hold-uid on the local socket: its per-user cap")
@@ -169,8 +168,8 @@ func runAbuse(args []string) (any, error) {
 		}
 	}
 
-	if *hold > 0 && *local == "" {
-		return nil, errors.New("-hold needs -local")
+	if (*hold > 0 || *floodConns > 0) && *local == "" {
+		return nil, errors.New("-hold and -flood need -local")
 	}
 	res := abuseResult{N: *n, Senders: *senders, Idle: *idle, HalfOpen: *halfOpen, Slowloris: *slowloris, Stalled: *stalled,
 		Conns: *idle + *halfOpen + *slowloris + *stalled, Flood: *floodConns, Hold: *hold,
@@ -203,22 +202,23 @@ func runAbuse(args []string) (any, error) {
 				defer h.close()
 			}
 			if *floodConns > 0 {
-				f, err := flood.Start(*addr, flood.Options{Conns: *floodConns})
+				f, err := startFlood(*addr, *floodConns)
 				if err != nil {
 					return 0, err
 				}
-				defer func() { res.Dropped += f.Replaced(); f.Close() }()
+				defer func() {
+					n, err := f.stop()
+					if err != nil {
+						fmt.Fprintf(os.Stderr, "qbench abuse: %v\n", err)
+					}
+					res.Dropped += n
+				}()
 				// The flood is held, not being opened: the server has
 				// accepted what arrived (and, when the flood is larger than
 				// its handshake budget, dropped the rest) before the third
 				// starts.
-				time.Sleep(*floodSettle)
-				if over := *floodConns - *maxHandshakes; over > 0 {
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					if err := f.WaitReplaced(ctx, over); err != nil {
-						return 0, err
-					}
+				if err := waitHeld(*local, min(*floodConns/2, *maxHandshakes), *floodSettle); err != nil {
+					return 0, err
 				}
 			}
 			defer func() {
@@ -490,4 +490,42 @@ func procStatusKiB(pid int, field string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// waitHeld waits until the daemon whose local query socket is at path holds
+// at least want connections in their handshake (collectord_query_handshakes:
+// the flood's connections that sent something; the silent ones wait in the
+// kernel, TCP_DEFER_ACCEPT) and that count has not changed for quiet. It
+// gives up after 30 seconds.
+func waitHeld(path string, want int, quiet time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := query.Dial(ctx, query.UnixPrefix+path, query.DialOptions{Client: "qbench"})
+	if err != nil {
+		return fmt.Errorf("wait for the flood to be held: %w", err)
+	}
+	defer c.Close()
+	last, since := -1, time.Now()
+	for {
+		st, err := c.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for the flood to be held: %w", err)
+		}
+		n := -1
+		for _, s := range st.Samples {
+			if s.Name == "collectord_query_handshakes" {
+				n = int(s.Value)
+			}
+		}
+		if n != last {
+			last, since = n, time.Now()
+		} else if n >= want && time.Since(since) >= quiet {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the flood to be held: %d connections in their handshake, want %d", n, want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

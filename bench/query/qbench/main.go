@@ -10,6 +10,7 @@
 //	qbench abuse   -socket PATH -ring PATH -addr HOST:PORT -logctl BIN [-pid PID] [-n N] [-senders K] [-idle C]
 //	               [-half-open C] [-slowloris C] [-stalled C] [-tail-n N] [-tails K] [-tail-every D] [-rounds R]
 //	               [-flood C] [-token-file FILE] [-local PATH [-hold K] [-hold-uid UID]]
+//	qbench flood   -addr HOST:PORT -conns C   (run by abuse: holds C connections that never say hello)
 //
 // Each prints one JSON object on stdout (time: one per command); durations
 // are in microseconds. See bench/query/run.sh for what each measures
@@ -31,9 +32,10 @@ func main() {
 		"latency": runLatency,
 		"stall":   runStall,
 		"abuse":   runAbuse,
+		"flood":   runFlood,
 	}
 	if len(os.Args) < 2 || cmds[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qbench fill|time|latency|stall|abuse [flags]")
+		fmt.Fprintln(os.Stderr, "usage: qbench fill|time|latency|stall|abuse|flood [flags]")
 		os.Exit(2)
 	}
 	res, err := cmds[os.Args[1]](os.Args[2:])
