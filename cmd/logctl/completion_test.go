@@ -11,19 +11,26 @@ import (
 	"github.com/collectord/collectord/internal/proctest"
 )
 
+// completionScript writes `logctl completion shell`, from bin, to path
+// and returns path.
+func completionScript(t *testing.T, bin, shell, path string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "completion", shell).Output()
+	if err != nil {
+		t.Fatalf("logctl completion %s: %v", shell, err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestCompletionBash loads `logctl completion bash` into a real bash, as a
 // user would with source <(logctl completion bash), checks it with bash
 // -n, and calls the completion function with COMP_WORDS as bash would.
 func TestCompletionBash(t *testing.T) {
 	bin := proctest.Logctl(t)
-	script := filepath.Join(t.TempDir(), "logctl.bash")
-	out, err := exec.Command(bin, "completion", "bash").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	script := completionScript(t, bin, "bash", filepath.Join(t.TempDir(), "logctl.bash"))
 	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("bash -n: %v: %s", err, out)
 	}
@@ -111,15 +118,7 @@ func TestCommandNames(t *testing.T) {
 // asks fish what it completes (complete -C), as at a prompt.
 func TestCompletionFish(t *testing.T) {
 	fish := proctest.NeedTool(t, "fish")
-	bin := proctest.Logctl(t)
-	script := filepath.Join(t.TempDir(), "logctl.fish")
-	out, err := exec.Command(bin, "completion", "fish").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	script := completionScript(t, proctest.Logctl(t), "fish", filepath.Join(t.TempDir(), "logctl.fish"))
 	if out, err := exec.Command(fish, "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("fish -n: %v: %s", err, out)
 	}
@@ -162,16 +161,9 @@ func TestCompletionFish(t *testing.T) {
 // needs a terminal).
 func TestCompletionZsh(t *testing.T) {
 	zsh := proctest.NeedTool(t, "zsh")
-	bin := proctest.Logctl(t)
 	dir := t.TempDir()
-	out, err := exec.Command(bin, "completion", "zsh").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "_logctl"), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(zsh, "-n", filepath.Join(dir, "_logctl")).CombinedOutput(); err != nil {
+	script := completionScript(t, proctest.Logctl(t), "zsh", filepath.Join(dir, "_logctl"))
+	if out, err := exec.Command(zsh, "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("zsh -n: %v: %s", err, out)
 	}
 	prog := `fpath=($1 $fpath); autoload -U compinit; compinit -u -D -d $2/zcompdump || exit 1

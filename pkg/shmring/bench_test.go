@@ -55,26 +55,33 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// halfFullRing returns a reader of a 64 MiB ring holding half as many
+// records of size bytes as it has descriptors. Both ends close when b ends.
+func halfFullRing(b *testing.B, size int) *Reader {
+	b.Helper()
+	path := filepath.Join(benchDir(b), "ring")
+	w, err := OpenWriter(path, Options{Size: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { w.Close() })
+	p := make([]byte, size)
+	for i := range int(w.descCount) / 2 {
+		w.Add(int64(i), p)
+	}
+	w.Publish()
+	r, err := OpenReader(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return r
+}
+
 func BenchmarkCursorNext(b *testing.B) {
 	for _, size := range []int{100, 1024} {
 		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
-			path := filepath.Join(benchDir(b), "ring")
-			w, err := OpenWriter(path, Options{Size: 64 << 20})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer w.Close()
-			p := make([]byte, size)
-			held := int(w.descCount) / 2
-			for i := range held {
-				w.Add(int64(i), p)
-			}
-			w.Publish()
-			r, err := OpenReader(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
+			r := halfFullRing(b, size)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -178,23 +185,7 @@ func childWaker() int {
 // users' records in place (NextWhere with a keep function that rejects
 // every record): its cost per record passed over.
 func BenchmarkCursorSkip(b *testing.B) {
-	path := filepath.Join(benchDir(b), "ring")
-	w, err := OpenWriter(path, Options{Size: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	p := make([]byte, 120)
-	held := int(w.descCount) / 2
-	for i := range held {
-		w.Add(int64(i), p)
-	}
-	w.Publish()
-	r, err := OpenReader(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := halfFullRing(b, 120)
 	reject := func(prefix []byte) bool { return prefix[0] == 1 }
 	b.ReportAllocs()
 	b.ResetTimer()
