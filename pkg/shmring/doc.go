@@ -133,6 +133,11 @@
 // Never replace or rename a ring file while readers map it: futex keys are
 // the file's inode and offset.
 //
+// Reader.WaitPaced is Wait for followers that read everything published
+// each time they wake: every follower of one Reader wakes in the same
+// tick, at once on a quiet ring, at most once per PaceGap on a busy one,
+// from one timer, and while the ring is busy nobody sleeps on the futex.
+//
 // # Ownership and concurrency
 //
 // A Writer is used by one goroutine, except Sync and SyncStats, which any
