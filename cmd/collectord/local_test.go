@@ -107,3 +107,29 @@ func TestLocalQuerySocketActivated(t *testing.T) {
 		t.Errorf("the daemon bound %s though it was passed a socket: %v", own, err)
 	}
 }
+
+// TestUnreachableSocketDirWarned: as root, a local query socket in a
+// directory collectord did not make and that other users cannot search
+// (left by an older setup, say) is reported at start, naming the
+// directory; a plain user's logctl says where to look.
+func TestUnreachableSocketDirWarned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the warning is for a daemon running as root")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	d := proctest.StartDaemon(t, t.TempDir(), proctest.DaemonOptions{QuerySocket: filepath.Join(dir, "query.sock")})
+	defer d.Stop(t)
+	if !strings.Contains(d.Logs.String(), "other users cannot reach the local query socket") || !strings.Contains(d.Logs.String(), dir) {
+		t.Errorf("no warning naming %s in the daemon's log:\n%s", dir, d.Logs.String())
+	}
+	// The plain user is told where to look.
+	cmd := exec.Command(proctest.Logctl(t), "tail", "-n", "1", "--addr", query.UnixPrefix+d.QuerySocket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied (this user may not reach the daemon's local socket or its directory") {
+		t.Errorf("logctl tail as uid 65534: %v\n%s", err, out)
+	}
+}

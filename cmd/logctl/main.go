@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/collectord/collectord/internal/cmdline"
+	"github.com/collectord/collectord/pkg/query"
 )
 
 // command is one logctl subcommand: its name, its definition (flags,
@@ -108,6 +110,16 @@ func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
 			cancel()
 		})
 	}
+}
+
+// dialHint adds to a failure to connect to a local socket, for lack of
+// permission, where to look: the socket or its directory is not open to
+// this user, and the daemon's log names which.
+func dialHint(err error, addr string) error {
+	if errors.Is(err, os.ErrPermission) && strings.HasPrefix(addr, query.UnixPrefix) {
+		return fmt.Errorf("%w (this user may not reach the daemon's local socket or its directory; the daemon logs a warning when it is so)", err)
+	}
+	return err
 }
 
 // interruptGrace is how long an interrupted command has to return.

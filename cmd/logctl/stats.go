@@ -73,7 +73,7 @@ func runStats(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	cl, err := query.Dial(ctx, addr, query.DialOptions{Client: "logctl", TLSConfig: tlsCfg, Token: token})
 	if err != nil {
-		return err
+		return dialHint(err, addr)
 	}
 	defer cl.Close()
 	a, err := cl.Stats(ctx)

@@ -258,7 +258,7 @@ func tailServer(ctx context.Context, o *tailOptions, p *printer) (query.End, err
 			pipeline := ringID == ""
 			c, err := query.Dial(ctx, o.addr, query.DialOptions{Client: "logctl", TracerProvider: o.tracer, TLSConfig: o.tls, Token: o.token, Pipeline: pipeline})
 			if err != nil {
-				return query.End{}, err
+				return query.End{}, dialHint(err, o.addr)
 			}
 			defer c.Close()
 			down, backoff = time.Time{}, backoffMin

@@ -62,7 +62,25 @@ func prepareDirs(cfg *Config, log *slog.Logger) error {
 			}
 		}
 	}
+	if os.Geteuid() == 0 {
+		warnUnreachable(log, "datagram socket", sockDir)
+		warnUnreachable(log, "local query socket", queryDir)
+	}
 	return nil
+}
+
+// warnUnreachable warns when other users cannot reach the socket named
+// what in dir (a directory collectord did not make, without search
+// permission for others): a system daemon's sockets are for every user,
+// who would otherwise see only "permission denied".
+func warnUnreachable(log *slog.Logger, what, dir string) {
+	if dir == "" {
+		return
+	}
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o001 == 0 {
+		log.Warn("other users cannot reach the "+what+": its directory is not searchable by them; chmod o+x it, or remove it and let collectord make it",
+			"dir", dir, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
+	}
 }
 
 // limitDir gives dir the mode and, if gid is not zero, the group.
