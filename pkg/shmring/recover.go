@@ -6,9 +6,11 @@ import "sync/atomic"
 
 // recover establishes the live state from the mapped file.
 //
-// After a clean Release the header's counters are trusted and the records
-// are not re-read, so that a new writer takes over in microseconds whatever
-// the ring's size; readers still validate every record they read. After
+// After a clean Release the header's counters are trusted once they agree
+// with the records at both ends of the live range (endsAgree), and the
+// records between are not re-read, so that a new writer takes over in
+// microseconds whatever the ring's size; readers still validate every
+// record they read. After
 // anything else (the writer's process died, or the machine did, leaving on
 // disk any mix of older and newer contents of the pages written since the
 // last Sync) the live range is rebuilt from the records themselves: see
@@ -18,7 +20,7 @@ func (w *Writer) recover() {
 	w.headPos = w.load(offHeadPos)
 	w.tail = w.load(offTailSeq)
 	w.tailPos = w.load(offTailPos)
-	if w.recovered.Clean && w.consistent() {
+	if w.recovered.Clean && w.consistent() && w.endsAgree() {
 		w.adopt()
 	} else {
 		w.recovered.Rebuilt = !w.consistent()
@@ -133,6 +135,23 @@ func (w *Writer) scan() {
 	}
 	w.recovered.Records = kept
 	w.recovered.Damaged = w.head - w.tail - kept
+}
+
+// endsAgree reports whether the header's counters name the records at the
+// ends of the live range: the newest one intact and ending at headPos, the
+// oldest one's descriptor naming tailPos (it may be a hole an earlier
+// recovery left, which only readers skip). A clean Release leaves them so;
+// a header changed since (a flipped bit, a stray write) fails here and is
+// rebuilt by scan instead of trusted.
+func (w *Writer) endsAgree() bool {
+	if w.head == w.tail {
+		return w.headPos == w.tailPos
+	}
+	pos, size, ok := w.validAt(w.head - 1)
+	if !ok || pos+size != w.headPos {
+		return false
+	}
+	return *w.descSeq(w.tail) == w.tail && *w.descPos(w.tail) == w.tailPos
 }
 
 // consistent reports whether the live counters satisfy the ring invariants.
